@@ -1,0 +1,75 @@
+"""What a job leaves behind: the fitted model in a safe format, predictions, a confusion matrix.
+
+Models are stored with skops, which rebuilds only types the loader trusts, so loading a logged
+model never runs arbitrary pickled code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+MODEL_FILE = "model.skops"
+PREDICTIONS_FILE = "predictions.csv"
+CONFUSION_FILE = "confusion_matrix.png"
+TRUSTED_PREFIXES = ("sklearn.", "numpy.", "xgboost.", "bench.", "scipy.", "builtins.")
+
+
+def save_model(model: Any, path: Path) -> Path:
+    import skops.io as sio
+
+    sio.dump(model, path)
+    return path
+
+
+def load_model(path: Path) -> Any:
+    """Load a model written by :func:`save_model`, trusting only known library types."""
+    import skops.io as sio
+
+    from bench.errors import BenchError
+
+    untrusted = sio.get_untrusted_types(file=path)
+    unknown = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
+    if unknown:
+        raise BenchError(f"{path}: refusing to load untrusted types {', '.join(unknown)}")
+    return sio.load(path, trusted=untrusted)
+
+
+def write_predictions(
+    path: Path, ids: pd.Index, y_true: np.ndarray, proba: np.ndarray, classes: tuple[str, ...]
+) -> Path:
+    table = pd.DataFrame(proba, columns=[f"proba_{c}" for c in classes], index=ids)
+    table.insert(0, "predicted", np.asarray(classes)[proba.argmax(axis=1)])
+    table.insert(0, "truth", np.asarray(classes)[y_true])
+    table.to_csv(path, float_format="%.6g")
+    return path
+
+
+def write_confusion_png(
+    path: Path, y_true: np.ndarray, y_pred: np.ndarray, classes: tuple[str, ...], title: str
+) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import confusion_matrix
+
+    matrix = confusion_matrix(y_true, y_pred, labels=np.arange(len(classes)))
+    fig, ax = plt.subplots(figsize=(6.5, 5.5), dpi=100)
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(classes)), classes, rotation=60, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    for (i, j), value in np.ndenumerate(matrix):
+        if value:
+            color = "white" if value > matrix.max() / 2 else "black"
+            ax.text(j, i, str(value), ha="center", va="center", fontsize=8, color=color)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

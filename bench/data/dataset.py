@@ -1,0 +1,36 @@
+"""The one in-memory shape every dataset is turned into before models see it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class Dataset:
+    """Rows of features with labels, and the track each row belongs to.
+
+    ``labels`` are integer codes into ``classes``, encoded once here so every model, fold and
+    report uses the same mapping. ``tracks`` lets protocols split by track, so segment-level
+    rows of one track can never land on both sides of a split.
+    """
+
+    name: str
+    root: Path
+    features: pd.DataFrame
+    labels: np.ndarray
+    classes: tuple[str, ...]
+    tracks: np.ndarray
+    fingerprint: str
+    audio: dict[str, Path] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def n_tracks(self) -> int:
+        return len(np.unique(self.tracks))

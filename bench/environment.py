@@ -1,0 +1,66 @@
+"""Facts about where a run happens: device, code version, package versions."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import subprocess
+from pathlib import Path
+
+from bench.errors import BenchError
+
+PACKAGES = ("bench", "torch", "torchaudio", "scikit-learn", "xgboost", "optuna", "mlflow", "numpy")
+
+
+def cuda_present() -> bool:
+    """Whether an NVIDIA GPU is usable, without importing torch when there is no driver."""
+    if not Path("/proc/driver/nvidia").exists():
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is usable, else ``cpu``; ``cuda`` without one is an error."""
+    if device == "auto":
+        return "cuda" if cuda_present() else "cpu"
+    if device.startswith("cuda") and not cuda_present():
+        raise BenchError("--device cuda was asked for, but no CUDA GPU is usable here")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise BenchError(f"unknown device {device!r}; use auto, cpu or cuda")
+    return device
+
+
+def git_commit() -> str:
+    """The checkout's commit (``+dirty`` when it has uncommitted changes), or ``unknown``."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    return versions
+
+
+def run_tags() -> dict[str, str]:
+    tags = {"bench.git_commit": git_commit()}
+    tags.update({f"bench.version.{k}": v for k, v in package_versions().items()})
+    return tags

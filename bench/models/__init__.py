@@ -1,0 +1,1 @@
+"""Registered models. Importing a module here registers its factories."""

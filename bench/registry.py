@@ -1,0 +1,92 @@
+"""Models registered by name.
+
+A :class:`ModelSpec` says what a model is (family, input kind) and how to build it; the runner,
+the tuner and ``bench models`` only ever go through this table. Factories import their heavy
+libraries lazily so that listing the registry stays instant.
+
+Example::
+
+    >>> from bench.registry import create, list_models
+    >>> [m.name for m in list_models(family="boosting")]
+    ['xgboost']
+    >>> create("logreg", C=0.5).get_params()["logisticregression__C"]
+    0.5
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bench.errors import BenchError
+
+SearchSpace = Callable[[Any], dict[str, Any]]
+"""Define-by-run search space: takes an Optuna trial, returns constructor parameters."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    family: str
+    input_kind: str
+    factory: Callable[..., Any]
+    search_space: SearchSpace | None = None
+    description: str = ""
+
+    def create(self, **params: Any) -> Any:
+        return self.factory(**params)
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register(
+    name: str,
+    *,
+    family: str,
+    input_kind: str = "tabular",
+    search_space: SearchSpace | None = None,
+    description: str = "",
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator registering a factory under ``name``."""
+
+    def wrap(factory: Callable[..., Any]) -> Callable[..., Any]:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is registered twice")
+        doc = description or (factory.__doc__ or "").strip().splitlines()[0]
+        _REGISTRY[name] = ModelSpec(name, family, input_kind, factory, search_space, doc)
+        return factory
+
+    return wrap
+
+
+def get(name: str) -> ModelSpec:
+    _load_builtin()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, _REGISTRY, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        known = ", ".join(sorted(_REGISTRY))
+        raise BenchError(f"unknown model {name!r}{hint}; registered models: {known}") from None
+
+
+def create(name: str, **params: Any) -> Any:
+    return get(name).create(**params)
+
+
+def list_models(family: str | None = None, input_kind: str | None = None) -> list[ModelSpec]:
+    _load_builtin()
+    return [
+        spec
+        for spec in sorted(_REGISTRY.values(), key=lambda s: (s.family, s.name))
+        if (family is None or spec.family == family)
+        and (input_kind is None or spec.input_kind == input_kind)
+    ]
+
+
+def _load_builtin() -> None:
+    """Import the modules whose decorators fill the registry (cheap: no heavy imports)."""
+    import bench.models.tabular  # noqa: F401

@@ -1,0 +1,145 @@
+"""Markdown leaderboard of a suite, built from its MLflow runs only (nothing is recomputed).
+
+Each protocol gets its own table: scores from a random split and from an artist-filtered split
+are not comparable, so they are never ranked together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.tracking import Tracker
+
+
+@dataclass
+class Row:
+    model: str
+    family: str
+    protocol: str
+    protocol_description: str
+    accuracy: list[float]
+    balanced_accuracy: list[float]
+    f1_macro: list[float]
+    log_loss: list[float]
+    fit_seconds: list[float]
+    predict_seconds_per_item: list[float]
+    failed_folds: dict[str, str]
+    run_ids: list[str]
+
+    @property
+    def folds_finished(self) -> int:
+        return len(self.accuracy)
+
+
+def collect(runs: list[dict[str, Any]]) -> list[Row]:
+    """One row per (model, protocol): its newest configuration, newest run of each fold."""
+    latest_config: dict[tuple[str, str], tuple[int, str]] = {}
+    for run in runs:
+        tags = run["tags"]
+        key = (tags["bench.model"], tags["bench.protocol"])
+        stamp = (run["start_time"], tags["bench.config_hash"])
+        latest_config[key] = max(latest_config.get(key, stamp), stamp)
+    rows: dict[tuple[str, str], Row] = {}
+    by_fold: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    for run in sorted(runs, key=lambda r: r["start_time"]):
+        tags = run["tags"]
+        key = (tags["bench.model"], tags["bench.protocol"])
+        if tags["bench.config_hash"] != latest_config[key][1]:
+            continue
+        folds = by_fold.setdefault(key, {})
+        previous = folds.get(tags["bench.fold"])
+        if previous is None or previous["status"] != "FINISHED" or run["status"] == "FINISHED":
+            folds[tags["bench.fold"]] = run
+    for key, folds in by_fold.items():
+        sample = next(iter(folds.values()))["tags"]
+        row = Row(
+            key[0],
+            sample.get("bench.family", "?"),
+            key[1],
+            sample.get("bench.protocol_description", key[1]),
+            *([] for _ in range(6)),
+            failed_folds={},
+            run_ids=[],
+        )
+        for fold, run in sorted(folds.items()):
+            if run["status"] == "FINISHED":
+                m = run["metrics"]
+                row.accuracy.append(m["accuracy"])
+                row.balanced_accuracy.append(m["balanced_accuracy"])
+                row.f1_macro.append(m["f1_macro"])
+                row.log_loss.append(m["log_loss"])
+                row.fit_seconds.append(m["fit_seconds"])
+                row.predict_seconds_per_item.append(m["predict_seconds_per_item"])
+                row.run_ids.append(run["run_id"])
+            elif run["status"] in ("FAILED", "KILLED"):
+                row.failed_folds[fold] = run["tags"].get("bench.error", run["status"])
+        rows[key] = row
+    return list(rows.values())
+
+
+def leaderboard_markdown(suite: str, rows: list[Row], tracking_uri: str) -> str:
+    lines = [f"# Leaderboard: `{suite}`", ""]
+    lines.append(f"Built by `bench report --suite {suite}` from the MLflow runs in `{tracking_uri}`.")
+    lines.append("Scores are means ± standard deviations over folds; times are per fold.")
+    for protocol in sorted({r.protocol for r in rows}):
+        group = [r for r in rows if r.protocol == protocol]
+        ranked = sorted(
+            group, key=lambda r: -np.mean(r.accuracy) if r.accuracy else float("inf")
+        )
+        lines += ["", f"## Protocol: {group[0].protocol_description} (`{protocol}`)", ""]
+        lines.append(
+            "| rank | model | family | accuracy | macro-F1 | balanced acc. | log loss "
+            "| fit s | predict ms/item | folds ok/failed | runs |"
+        )
+        lines.append("|---:|---|---|---|---|---|---|---:|---:|---:|---|")
+        for rank, row in enumerate(ranked, 1):
+            if not row.accuracy:
+                scores = ["—"] * 4 + ["—", "—"]
+                rank_cell = "—"
+            else:
+                scores = [
+                    _mean_std(row.accuracy),
+                    _mean_std(row.f1_macro),
+                    _mean_std(row.balanced_accuracy),
+                    _mean_std(row.log_loss),
+                    f"{np.mean(row.fit_seconds):.2f}",
+                    f"{1000 * np.mean(row.predict_seconds_per_item):.3f}",
+                ]
+                rank_cell = str(rank)
+            runs = " ".join(f"`{r[:8]}`" for r in row.run_ids)
+            lines.append(
+                f"| {rank_cell} | {row.model} | {row.family} | "
+                + " | ".join(scores)
+                + f" | {row.folds_finished}/{len(row.failed_folds)} | {runs} |"
+            )
+        failed = [(r, f, e) for r in group for f, e in sorted(r.failed_folds.items())]
+        if failed:
+            lines += ["", f"### Failed jobs ({protocol})", "", "| model | fold | error |"]
+            lines.append("|---|---|---|")
+            for row, fold, error in failed:
+                lines.append(f"| {row.model} | {fold} | {_cell(error)} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(suite: str, tracker: Tracker, out_dir: Path) -> Path:
+    rows = collect(tracker.job_runs())
+    if not rows:
+        from bench.errors import BenchError
+
+        raise BenchError(f"suite {suite!r} has no job runs in {tracker.uri}; run `bench run` first")
+    out = out_dir / suite / "leaderboard.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(leaderboard_markdown(suite, rows, tracker.uri))
+    return out
+
+
+def _mean_std(values: list[float]) -> str:
+    return f"{np.mean(values):.4f} ± {np.std(values):.4f}"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")[:300]

@@ -1,0 +1,189 @@
+"""The only module that talks to MLflow.
+
+Layout: one experiment per suite (``bench/<suite>``), one parent run per ``bench run``, one child
+run per (model, fold) job. Jobs are identified by a ``bench.job_key`` tag (model, fold, config
+hash) so a re-run can skip what already FINISHED. The default store is SQLite ``./mlflow.db``:
+embedded, no server, and what ``mlflow ui --backend-store-uri sqlite:///mlflow.db`` reads.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from bench.errors import BenchError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_URI = "sqlite:///mlflow.db"
+KIND, JOB, PARENT = "bench.kind", "job", "parent"
+
+
+def resolve_uri(uri: str | None = None) -> str:
+    """``--tracking-uri``, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``."""
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+
+
+def experiment_name(suite: str) -> str:
+    return f"bench/{suite}"
+
+
+class Tracker:
+    """Writes and reads one suite's runs."""
+
+    def __init__(self, suite: str, uri: str | None = None, create: bool = True) -> None:
+        from mlflow.exceptions import MlflowException
+        from mlflow.tracking import MlflowClient
+
+        for name in ("mlflow", "alembic"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        self.uri = resolve_uri(uri)
+        self.client = MlflowClient(tracking_uri=self.uri)
+        name = experiment_name(suite)
+        try:
+            experiment = self.client.get_experiment_by_name(name)
+            if experiment is None and create:
+                self.experiment_id = self.client.create_experiment(name)
+            elif experiment is None:
+                raise BenchError(f"no runs of suite {suite!r} in {self.uri}; run `bench run` first")
+            else:
+                self.experiment_id = experiment.experiment_id
+        except MlflowException as exc:
+            message = str(exc).splitlines()[0]
+            raise BenchError(f"MLflow store {self.uri} is not usable: {message}") from None
+
+    def reap_stale_runs(self) -> int:
+        """Mark runs left RUNNING by a killed ``bench run`` on this host as KILLED."""
+        host = socket.gethostname()
+        reaped = 0
+        for run in self._search("attributes.status = 'RUNNING'"):
+            tags = run.data.tags
+            if tags.get("bench.host") == host and not _alive(int(tags.get("bench.pid", "0"))):
+                self.client.set_terminated(run.info.run_id, "KILLED")
+                reaped += 1
+        return reaped
+
+    def finished_job_keys(self) -> set[str]:
+        runs = self._search(f"tags.`{KIND}` = '{JOB}' and attributes.status = 'FINISHED'")
+        return {run.data.tags["bench.job_key"] for run in runs}
+
+    def start_parent(self, name: str, params: Mapping[str, Any], tags: Mapping[str, str]) -> str:
+        all_tags = {
+            "mlflow.runName": name,
+            KIND: PARENT,
+            "bench.host": socket.gethostname(),
+            "bench.pid": str(os.getpid()),
+            **tags,
+        }
+        run = self.client.create_run(self.experiment_id, tags=all_tags)
+        self._log(run.info.run_id, params=params)
+        return run.info.run_id
+
+    def end_parent(
+        self,
+        run_id: str,
+        metrics: Mapping[str, float],
+        files: Iterable[Path] = (),
+        status: str = "FINISHED",
+    ) -> None:
+        self._log(run_id, metrics=metrics)
+        for path in files:
+            self.client.log_artifact(run_id, str(path))
+        self.client.set_terminated(run_id, status)
+
+    def log_job(
+        self,
+        parent_id: str,
+        name: str,
+        *,
+        status: str,
+        params: Mapping[str, Any],
+        metrics: Mapping[str, float],
+        tags: Mapping[str, str],
+        artifacts: Path | None = None,
+    ) -> str:
+        """Record one finished or failed (model, fold) job as a child run of ``parent_id``."""
+        run = self.client.create_run(
+            self.experiment_id,
+            tags={
+                "mlflow.runName": name,
+                "mlflow.parentRunId": parent_id,
+                KIND: JOB,
+                "bench.host": socket.gethostname(),
+                "bench.pid": str(os.getpid()),
+                **tags,
+            },
+        )
+        run_id = run.info.run_id
+        self._log(run_id, params=params, metrics=metrics)
+        if artifacts is not None and artifacts.is_dir():
+            self.client.log_artifacts(run_id, str(artifacts))
+        self.client.set_terminated(run_id, status)
+        return run_id
+
+    def log_epoch(self, run_id: str, metrics: Mapping[str, float], step: int) -> None:
+        self._log(run_id, metrics=metrics, step=step)
+
+    def job_runs(self) -> list[dict[str, Any]]:
+        """Every job run of the suite as a flat dict (for reports)."""
+        rows = []
+        for run in self._search(f"tags.`{KIND}` = '{JOB}'"):
+            rows.append(
+                {
+                    "run_id": run.info.run_id,
+                    "status": run.info.status,
+                    "start_time": run.info.start_time,
+                    "params": dict(run.data.params),
+                    "metrics": dict(run.data.metrics),
+                    "tags": dict(run.data.tags),
+                }
+            )
+        return rows
+
+    def download(self, run_id: str, path: str, dst: Path) -> Path:
+        return Path(self.client.download_artifacts(run_id, path, str(dst)))
+
+    def _search(self, filter_string: str) -> list[Any]:
+        runs, token = [], None
+        while True:
+            page = self.client.search_runs(
+                [self.experiment_id], filter_string, max_results=1000, page_token=token
+            )
+            runs.extend(page)
+            token = page.token
+            if not token:
+                return runs
+
+    def _log(
+        self,
+        run_id: str,
+        params: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        step: int = 0,
+    ) -> None:
+        import time
+
+        from mlflow.entities import Metric, Param
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(
+            run_id,
+            metrics=[Metric(k, float(v), now, step) for k, v in (metrics or {}).items()],
+            params=[Param(k, str(v)[:6000]) for k, v in (params or {}).items()],
+        )
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
