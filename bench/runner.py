@@ -196,6 +196,8 @@ def _execute_all(
     """Yield results as jobs end, keeping up to ``workers`` child processes busy."""
     # CUDA cannot be used in a forked child of a process that touched it; spawn then.
     context = mp.get_context("spawn" if device.startswith("cuda") else "fork")
+    if jobs and context.get_start_method() == "fork":
+        _preload_for_children()
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
     queue = list(jobs)
     running: dict[Connection, tuple[Job, Any, float]] = {}
@@ -234,6 +236,20 @@ def _execute_all(
                 yield JobResult(
                     job, "FAILED", error=f"exceeded the time budget of {suite.model_seconds:g} s"
                 )
+
+
+def _preload_for_children() -> None:
+    """Import what every job needs once, here, so forked children inherit it.
+
+    ``skops.io`` alone takes ~4 s to import (it walks all of scikit-learn); paid per child it
+    dominated small jobs.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot  # noqa: F401
+    import skops.io  # noqa: F401
+    import sklearn.metrics  # noqa: F401
 
 
 def _job_main(job: Job, dataset: Dataset, out: Path, threads: int, conn: Connection) -> None:

@@ -24,8 +24,16 @@ KIND, JOB, PARENT = "bench.kind", "job", "parent"
 
 
 def resolve_uri(uri: str | None = None) -> str:
-    """``--tracking-uri``, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``."""
-    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+    """``--tracking-uri``, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``.
+
+    A relative SQLite path is made absolute: MLflow caches one store per URI string, so a
+    relative one would keep pointing at the first working directory it was opened from.
+    """
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        uri = prefix + str(Path(uri[len(prefix) :]).resolve())
+    return uri
 
 
 def experiment_name(suite: str) -> str:

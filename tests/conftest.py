@@ -1,0 +1,72 @@
+"""Shared fixtures: real data location, small learnable datasets, an isolated MLflow store."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.data.gtzan import GENRES
+
+SHARED_DATA = Path(
+    os.environ.get("BENCH_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not (SHARED_DATA / "gtzan" / "features_30_sec.csv").is_file():
+        pytest.skip(f"real data not found at {SHARED_DATA} (set BENCH_SHARED_DATA)")
+    return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs in its own folder: its own mlflow.db, reports/ and cache."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("BENCH_DATA", raising=False)
+
+
+def write_tabular_gtzan(
+    root: Path, per_genre: int = 12, n_features: int = 8, seed: int = 0, artists: int = 3
+) -> Path:
+    """A Kaggle-layout folder with a learnable features CSV, split lists and artist groups.
+
+    Genre sets the feature means; each synthetic artist adds an offset, as in real GTZAN.
+    """
+    rng = np.random.default_rng(seed)
+    rows, groups, lists = [], [], {"train": [], "valid": [], "test": []}
+    centers = rng.normal(0, 2.0, size=(len(GENRES), n_features))
+    for g, genre in enumerate(GENRES):
+        offsets = rng.normal(0, 0.5, size=(artists, n_features))
+        for i in range(per_genre):
+            artist = i % artists
+            x = centers[g] + offsets[artist] + rng.normal(0, 1.0, n_features)
+            name = f"{genre}.{i:05d}.wav"
+            rows.append(
+                {
+                    "filename": name,
+                    "length": 661794,
+                    **{f"f{j}": x[j] for j in range(n_features)},
+                    "label": genre,
+                }
+            )
+            groups.append(f"{genre}/{name}\t{g * artists + artist}")
+            lists[("train", "valid", "test")[artist % 3]].append(f"{genre}/{name}")
+    root.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(root / "features_30_sec.csv", index=False)
+    (root / "splits").mkdir(exist_ok=True)
+    for side, names in lists.items():
+        (root / "splits" / f"{side}_filtered.txt").write_text("\n".join(names) + "\n")
+    (root / "splits" / "artist_groups.txt").write_text("\n".join(groups) + "\n")
+    return root
+
+
+@pytest.fixture
+def tabular_gtzan(tmp_path: Path) -> Path:
+    return write_tabular_gtzan(tmp_path / "gtzan")

@@ -1,0 +1,194 @@
+"""bench run end to end: MLflow rows, artifacts, failures, budgets, resume, kill -9."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import helper_models  # noqa: F401  (registers boom and sleepy)
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from bench.artifacts import load_model
+from bench.cli import main
+from bench.data.gtzan import load_gtzan
+from bench.tracking import resolve_uri
+
+TESTS = Path(__file__).resolve().parent
+
+
+def write_suite(path: Path, models: str, folds: int = 3, budget: float = 120) -> Path:
+    path.write_text(
+        f"""name = "{path.stem}"
+seed = 0
+[dataset]
+kind = "gtzan"
+[protocol]
+name = "stratified-kfold"
+folds = {folds}
+[budget]
+model_seconds = {budget}
+{models}
+"""
+    )
+    return path
+
+
+def job_runs(suite: str, status: str | None = None) -> list:
+    client = MlflowClient(resolve_uri())
+    exp = client.get_experiment_by_name(f"bench/{suite}")
+    runs = client.search_runs([exp.experiment_id], "tags.`bench.kind` = 'job'", max_results=1000)
+    return [r for r in runs if status is None or r.info.status == status]
+
+
+LOGREG_RF = """
+[[models]]
+name = "logreg"
+[[models]]
+name = "rf"
+params = { n_estimators = 40 }
+"""
+
+
+def test_run_logs_every_model_and_fold(tabular_gtzan: Path, tmp_path: Path, capsys) -> None:
+    suite = write_suite(tmp_path / "mini.toml", LOGREG_RF)
+    assert main(["run", "--suite", str(suite), "--data-dir", str(tabular_gtzan)]) == 0
+    runs = job_runs("mini", "FINISHED")
+    assert sorted((r.data.tags["bench.model"], r.data.tags["bench.fold"]) for r in runs) == [
+        (m, f"fold{k}") for m in ("logreg", "rf") for k in range(3)
+    ]
+    ds = load_gtzan(tabular_gtzan)
+    client = MlflowClient(resolve_uri())
+    for run in runs:
+        m, tags = run.data.metrics, run.data.tags
+        assert m["accuracy"] > 0.5  # chance is 0.1
+        assert {
+            "balanced_accuracy",
+            "f1_macro",
+            "log_loss",
+            "fit_seconds",
+            "predict_seconds_per_item",
+        } <= set(m)
+        assert tags["bench.protocol"] == "stratified-kfold" and tags["bench.seed"] == "0"
+        assert tags["bench.data_fingerprint"] == ds.fingerprint and tags["bench.device"] == "cpu"
+        assert tags["bench.version.scikit-learn"] and tags["bench.git_commit"]
+        names = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert names == {"model.skops", "predictions.csv", "confusion_matrix.png"}
+    run = runs[0]
+    local = Path(client.download_artifacts(run.info.run_id, "", str(tmp_path / "dl")))
+    preds = pd.read_csv(local / "predictions.csv", index_col=0)
+    assert len(preds) == int(run.data.params["n_test"]) == 40
+    assert (preds["truth"] == preds["predicted"]).mean() == pytest.approx(
+        run.data.metrics["accuracy"]
+    )
+    model = load_model(local / "model.skops")
+    proba = model.predict_proba(ds.features.loc[preds.index].to_numpy())
+    np.testing.assert_allclose(proba, preds.filter(like="proba_").to_numpy(), atol=1e-5)
+    assert (local / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+    board = Path("reports/mini/leaderboard.md").read_text()
+    assert "| 1 |" in board and "5-fold" not in board and "3-fold stratified" in board
+
+
+def test_failure_and_budget_are_runs_not_crashes(tabular_gtzan: Path, tmp_path: Path) -> None:
+    models = (
+        LOGREG_RF.split('[[models]]\nname = "rf"')[0]
+        + """
+[[models]]
+name = "boom"
+[[models]]
+name = "sleepy"
+params = { seconds = 30 }
+"""
+    )
+    suite = write_suite(tmp_path / "faulty.toml", models, folds=2, budget=3)
+    started = time.monotonic()
+    assert (
+        main(["run", "--suite", str(suite), "--data-dir", str(tabular_gtzan), "--workers", "2"])
+        == 1
+    )
+    assert time.monotonic() - started < 25  # the sleepers were killed, not waited for
+    finished = job_runs("faulty", "FINISHED")
+    failed = job_runs("faulty", "FAILED")
+    assert {r.data.tags["bench.model"] for r in finished} == {"logreg"} and len(finished) == 2
+    errors = {r.data.tags["bench.model"]: r.data.tags["bench.error"] for r in failed}
+    assert len(failed) == 4
+    assert errors["boom"] == "RuntimeError: boom: this model always fails"
+    assert errors["sleepy"] == "exceeded the time budget of 3 s"
+    board = Path("reports/faulty/leaderboard.md").read_text()
+    assert "| boom | fold0 | RuntimeError: boom: this model always fails |" in board
+    assert "| — | sleepy | test |" in board
+
+
+def test_rerun_skips_finished_and_retries_failed(
+    tabular_gtzan: Path, tmp_path: Path, capsys
+) -> None:
+    models = LOGREG_RF.split('[[models]]\nname = "rf"')[0] + '[[models]]\nname = "boom"\n'
+    suite = write_suite(tmp_path / "again.toml", models, folds=2)
+    args = ["run", "--suite", str(suite), "--data-dir", str(tabular_gtzan)]
+    main(args)
+    main(args)
+    out = capsys.readouterr().out
+    assert "0 job(s) finished, 2 failed, 2 already done" in out
+    assert len(job_runs("again", "FINISHED")) == 2
+    assert len(job_runs("again", "FAILED")) == 4
+
+
+def test_kill_9_then_rerun_completes_without_duplicates(
+    tabular_gtzan: Path, tmp_path: Path
+) -> None:
+    models = (
+        '[[models]]\nname = "sleepy"\nparams = { seconds = 0.6 }\n[[models]]\nname = "logreg"\n'
+    )
+    suite = write_suite(tmp_path / "killed.toml", models, folds=5)
+    code = "import sys, helper_models; from bench.cli import main; sys.exit(main(sys.argv[1:]))"
+    cmd = [
+        sys.executable,
+        "-c",
+        code,
+        "run",
+        "--suite",
+        str(suite),
+        "--data-dir",
+        str(tabular_gtzan),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    assert proc.stdout.readline().startswith("suite killed")  # MLflow's tables exist by now
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if len(_finished_quietly("killed")) >= 2:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = len(_finished_quietly("killed"))
+    assert 2 <= done_before < 10, "the kill must land mid-suite"
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert (
+        f"{10 - done_before} job(s) finished, 0 failed, {done_before} already done" in result.stdout
+    )
+    keys = [
+        (r.data.tags["bench.model"], r.data.tags["bench.fold"])
+        for r in job_runs("killed", "FINISHED")
+    ]
+    assert sorted(keys) == sorted({(m, f"fold{k}") for m in ("sleepy", "logreg") for k in range(5)})
+    client = MlflowClient(resolve_uri())
+    exp = client.get_experiment_by_name("bench/killed")
+    parents = client.search_runs([exp.experiment_id], "tags.`bench.kind` = 'parent'")
+    assert sorted(p.info.status for p in parents) == ["FINISHED", "KILLED"]
+
+
+def _finished_quietly(suite: str) -> list:
+    try:
+        return job_runs(suite, "FINISHED")
+    except Exception:  # the database may not have its tables yet
+        return []
