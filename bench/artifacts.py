@@ -19,9 +19,12 @@ TRUSTED_PREFIXES = ("sklearn.", "numpy.", "xgboost.", "bench.", "scipy.", "built
 
 
 def save_model(model: Any, path: Path) -> Path:
+    """Deflate level 1: a 500-tree forest goes from 33 MB to 5.6 MB for ~0.7 s."""
+    import zipfile
+
     import skops.io as sio
 
-    sio.dump(model, path)
+    sio.dump(model, path, compression=zipfile.ZIP_DEFLATED, compresslevel=1)
     return path
 
 
