@@ -140,7 +140,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         registry.get(entry.name)
     dataset = open_dataset(suite.dataset, args.data_dir, progress=sys.stderr.isatty())
     if dataset.skipped:
-        log.warning("%d clip(s) skipped as unreadable; listed on the MLflow run", len(dataset.skipped))
+        log.warning("%d unreadable clip(s) skipped; listed on the MLflow run", len(dataset.skipped))
     from bench.runner import run_suite
     from bench.tracking import Tracker
 

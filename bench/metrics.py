@@ -20,7 +20,9 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, f
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
-        "f1_macro": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        "f1_macro": float(
+            f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)
+        ),
         "log_loss": float(log_loss(y_true, clipped, labels=labels)),
     }
 

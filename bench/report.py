@@ -83,13 +83,11 @@ def collect(runs: list[dict[str, Any]]) -> list[Row]:
 
 def leaderboard_markdown(suite: str, rows: list[Row], tracking_uri: str) -> str:
     lines = [f"# Leaderboard: `{suite}`", ""]
-    lines.append(f"Built by `bench report --suite {suite}` from the MLflow runs in `{tracking_uri}`.")
+    lines.append(f"Built by `bench report --suite {suite}` from the MLflow runs in {tracking_uri}.")
     lines.append("Scores are means ± standard deviations over folds; times are per fold.")
     for protocol in sorted({r.protocol for r in rows}):
         group = [r for r in rows if r.protocol == protocol]
-        ranked = sorted(
-            group, key=lambda r: -np.mean(r.accuracy) if r.accuracy else float("inf")
-        )
+        ranked = sorted(group, key=lambda r: -np.mean(r.accuracy) if r.accuracy else float("inf"))
         lines += ["", f"## Protocol: {group[0].protocol_description} (`{protocol}`)", ""]
         lines.append(
             "| rank | model | family | accuracy | macro-F1 | balanced acc. | log loss "

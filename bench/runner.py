@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 class Job:
     model: str
     family: str
+    factory: Callable[..., Any]
     params: dict[str, Any]
     fold: Fold
     config_hash: str
@@ -85,7 +86,10 @@ def plan_jobs(suite: Suite, dataset: Dataset, device: str) -> list[Job]:
             "data": dataset.fingerprint,
         }
         digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
-        jobs.extend(Job(entry.name, spec.family, params, f, digest.hexdigest()[:12]) for f in folds)
+        config_hash = digest.hexdigest()[:12]
+        jobs.extend(
+            Job(entry.name, spec.family, spec.factory, params, f, config_hash) for f in folds
+        )
     return jobs
 
 
@@ -194,10 +198,7 @@ def _execute_all(
     jobs: list[Job], dataset: Dataset, suite: Suite, workers: int, device: str, scratch: Path
 ):
     """Yield results as jobs end, keeping up to ``workers`` child processes busy."""
-    # CUDA cannot be used in a forked child of a process that touched it; spawn then.
-    context = mp.get_context("spawn" if device.startswith("cuda") else "fork")
-    if jobs and context.get_start_method() == "fork":
-        _preload_for_children()
+    context = _job_context()
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
     queue = list(jobs)
     running: dict[Connection, tuple[Job, Any, float]] = {}
@@ -206,9 +207,8 @@ def _execute_all(
             job = queue.pop(0)
             receiver, sender = context.Pipe(duplex=False)
             out = scratch / f"{job.model}-{job.fold.name}"
-            process = context.Process(
-                target=_job_main, args=(job, dataset, out, threads, sender), daemon=True
-            )
+            # Not a daemon: joblib (random forests' n_jobs) refuses to parallelise in daemons.
+            process = context.Process(target=_job_main, args=(job, dataset, out, threads, sender))
             process.start()
             sender.close()
             running[receiver] = (job, process, time.monotonic() + suite.model_seconds)
@@ -238,18 +238,20 @@ def _execute_all(
                 )
 
 
-def _preload_for_children() -> None:
-    """Import what every job needs once, here, so forked children inherit it.
+PRELOAD = ("bench.runner", "skops.io", "sklearn.metrics", "matplotlib")
 
-    ``skops.io`` alone takes ~4 s to import (it walks all of scikit-learn); paid per child it
-    dominated small jobs.
+
+def _job_context() -> mp.context.BaseContext:
+    """Jobs fork from a clean server process that has imported what every job needs.
+
+    Forking this process instead is unsafe: once it has run OpenMP code (torch features for a
+    synthetic dataset), an XGBoost child deadlocks in libgomp; and CUDA cannot be used in a
+    forked child of a process that touched it. Preloading matters too: ``skops.io`` alone
+    takes ~4 s to import, which paid per job dominated small ones.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot  # noqa: F401
-    import skops.io  # noqa: F401
-    import sklearn.metrics  # noqa: F401
+    context = mp.get_context("forkserver")
+    context.set_forkserver_preload(list(PRELOAD))
+    return context
 
 
 def _job_main(job: Job, dataset: Dataset, out: Path, threads: int, conn: Connection) -> None:
@@ -273,11 +275,10 @@ def _job_main(job: Job, dataset: Dataset, out: Path, threads: int, conn: Connect
 def _fit_and_score(job: Job, dataset: Dataset, out: Path, threads: int) -> dict[str, float]:
     fold = job.fold
     features = dataset.features.to_numpy()
-    spec = registry.get(job.model)
     params = dict(job.params)
-    if "n_jobs" in inspect.signature(spec.factory).parameters and params.get("n_jobs") is None:
+    if "n_jobs" in inspect.signature(job.factory).parameters and params.get("n_jobs") is None:
         params["n_jobs"] = threads  # a resource setting, kept out of the config hash
-    model = spec.create(**params)
+    model = job.factory(**params)
     start = time.perf_counter()
     model.fit(features[fold.train], dataset.labels[fold.train])
     fit_seconds = time.perf_counter() - start

@@ -21,7 +21,8 @@ def test_help_and_models_import_neither_torch_nor_mlflow() -> None:
         "    except SystemExit:\n"
         "        pass\n"
         "main(['models'])\n"
-        "heavy = [m for m in ('torch', 'mlflow', 'xgboost', 'sklearn', 'torchaudio') if m in sys.modules]\n"
+        "names = ('torch', 'mlflow', 'xgboost', 'sklearn', 'torchaudio')\n"
+        "heavy = [m for m in names if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )
     out = subprocess.run(

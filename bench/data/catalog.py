@@ -30,7 +30,9 @@ def cache_home() -> Path:
     return Path(os.environ.get("BENCH_CACHE", Path(".cache") / "bench"))
 
 
-def open_dataset(spec: DatasetSpec, data_dir: Path | None = None, progress: bool = False) -> Dataset:
+def open_dataset(
+    spec: DatasetSpec, data_dir: Path | None = None, progress: bool = False
+) -> Dataset:
     if spec.kind == "synthetic-gtzan":
         root = Path(data_dir) if data_dir else _synthetic_root(spec, progress)
         return load_gtzan(root, spec.features, name="synthetic-gtzan")
@@ -51,9 +53,10 @@ def open_dataset(spec: DatasetSpec, data_dir: Path | None = None, progress: bool
 
 def _synthetic_root(spec: DatasetSpec, progress: bool) -> Path:
     """Generate (once) and cache the synthetic dataset the spec's options describe."""
-    from bench.data.synthetic import synth_gtzan
+    from bench.data.synthetic import GENERATOR_VERSION, synth_gtzan
 
-    key = hashlib.sha256(json.dumps(spec.options, sort_keys=True).encode()).hexdigest()[:12]
+    recipe = {**spec.options, "generator": GENERATOR_VERSION}
+    key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
     root = cache_home() / f"synthetic-gtzan-{key}"
     done = root / ".complete"
     if not done.is_file():

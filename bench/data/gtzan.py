@@ -40,7 +40,7 @@ _TRACK_RE = re.compile(r"([a-z]+)[._](\d{5})")
 
 
 def track_id(name: str) -> str:
-    """``blues/blues.00012.wav``, ``./blues_00012.wav``, ``blues.00012.3.wav`` -> ``blues.00012``."""
+    """``blues/blues.00012.wav``, ``./blues_00012.wav``, ``blues.00012.3.wav``: ``blues.00012``."""
     match = _TRACK_RE.search(Path(name).name)
     if not match:
         raise DataError(f"{name!r} is not a GTZAN track name (expected like blues.00012.wav)")

@@ -1,0 +1,101 @@
+"""The user's path: smoke suite, data commands, a corrupt clip in a real-layout dataset."""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from mlflow.tracking import MlflowClient
+
+from bench.cli import main
+from bench.tracking import resolve_uri
+
+
+def _runs(suite: str, kind: str) -> list:
+    client = MlflowClient(resolve_uri())
+    exp = client.get_experiment_by_name(f"bench/{suite}")
+    return client.search_runs([exp.experiment_id], f"tags.`bench.kind` = '{kind}'")
+
+
+def test_smoke_suite_every_model_every_fold(capsys) -> None:
+    assert main(["run", "--suite", "smoke"]) == 0
+    jobs = _runs("smoke", "job")
+    assert sorted((r.data.tags["bench.model"], r.data.tags["bench.fold"]) for r in jobs) == [
+        (m, f"fold{k}") for m in ("logreg", "rf", "svm", "xgboost") for k in range(3)
+    ]
+    assert all(r.info.status == "FINISHED" for r in jobs)
+    for model in ("logreg", "rf", "svm", "xgboost"):
+        scores = [r.data.metrics["accuracy"] for r in jobs if r.data.tags["bench.model"] == model]
+        assert np.mean(scores) > 0.5, model  # ten genres: chance is 0.1
+    assert {r.data.tags["bench.dataset"] for r in jobs} == {"synthetic-gtzan"}
+    board = Path("reports/smoke/leaderboard.md").read_text()
+    assert board.count("| 3/0 |") == 4
+    assert main(["report", "--suite", "smoke", "--reports-dir", "again"]) == 0
+    assert Path("again/smoke/leaderboard.md").read_text() == board
+
+
+def test_truncated_clip_is_skipped_counted_and_the_run_goes_on(tabular_gtzan: Path, caplog) -> None:
+    folder = tabular_gtzan / "genres_original" / "jazz"
+    folder.mkdir(parents=True)
+    for i in range(3):
+        sf.write(folder / f"jazz.{i:05d}.wav", np.zeros(22050, np.float32), 22050, subtype="PCM_16")
+    broken = folder / "jazz.00002.wav"
+    broken.write_bytes(broken.read_bytes()[:5000])
+    argv = ["run", "--suite", "gtzan", "--data-dir", str(tabular_gtzan), "--models", "logreg"]
+    assert main(argv) == 0
+    assert "jazz.00002.wav: truncated" in caplog.text
+    (parent,) = _runs("gtzan", "parent")
+    assert parent.data.metrics["skipped_clips"] == 1
+    assert parent.data.tags["bench.skipped_clips"] == "1"
+    client = MlflowClient(resolve_uri())
+    assert [a.path for a in client.list_artifacts(parent.info.run_id)] == ["skipped_clips.txt"]
+    assert len([r for r in _runs("gtzan", "job") if r.info.status == "FINISHED"]) == 5
+
+
+def test_data_synth_then_fetch_then_run(tmp_path: Path, capsys) -> None:
+    assert (
+        main(["data", "synth", "gtzan", "--out", "syn", "--per-genre", "3", "--duration", "2"]) == 0
+    )
+    wavs = sorted(Path("syn/genres_original").glob("*/*.wav"))
+    assert len(wavs) == 30
+    archive = tmp_path / "gtzan.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in Path("syn").rglob("*"):
+            if path.is_file():
+                zf.write(path, Path("Data") / path.relative_to("syn"))
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    argv = ["data", "fetch", "gtzan", "--url", archive.as_uri(), "--sha256", digest, "--out", "dl"]
+    assert main(argv) == 0
+    assert "GTZAN ready at dl/Data" in capsys.readouterr().out
+    fetched = Path("dl/Data")
+    assert (fetched / "features_30_sec.csv").read_bytes() == Path(
+        "syn/features_30_sec.csv"
+    ).read_bytes()
+    run = [
+        "run",
+        "--suite",
+        "gtzan",
+        "--data-dir",
+        str(fetched),
+        "--models",
+        "logreg",
+        "--folds",
+        "3",
+    ]
+    assert main(run) == 0
+    wrong = [
+        "data",
+        "fetch",
+        "gtzan",
+        "--url",
+        archive.as_uri(),
+        "--sha256",
+        "0" * 64,
+        "--out",
+        "x",
+    ]
+    assert main(wrong) == 2
+    assert "sha256" in capsys.readouterr().err.lower()
