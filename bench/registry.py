@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import difflib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,25 @@ class ModelSpec:
 
     def create(self, **params: Any) -> Any:
         return self.factory(**params)
+
+    def complete(self, params: dict[str, Any], seed: int | None, device: str) -> dict[str, Any]:
+        """``params`` checked against the factory, plus the seed and device where it takes them.
+
+        The result is sorted so that it hashes the same however the suite file ordered it.
+        """
+        accepted = inspect.signature(self.factory).parameters
+        unknown = sorted(set(params) - set(accepted))
+        if unknown:
+            raise BenchError(
+                f"model {self.name!r} has no parameter(s) {', '.join(unknown)}; "
+                f"it takes {', '.join(accepted)}"
+            )
+        full = dict(params)
+        if "random_state" in accepted:
+            full.setdefault("random_state", seed)
+        if "device" in accepted:
+            full.setdefault("device", device)
+        return {k: full[k] for k in sorted(full)}
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -89,4 +109,5 @@ def list_models(family: str | None = None, input_kind: str | None = None) -> lis
 
 def _load_builtin() -> None:
     """Import the modules whose decorators fill the registry (cheap: no heavy imports)."""
+    import bench.models.ensembles  # noqa: F401
     import bench.models.tabular  # noqa: F401

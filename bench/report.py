@@ -81,14 +81,32 @@ def collect(runs: list[dict[str, Any]]) -> list[Row]:
     return list(rows.values())
 
 
-def leaderboard_markdown(suite: str, rows: list[Row], tracking_uri: str) -> str:
+def collect_skips(runs: list[dict[str, Any]], rows: list[Row]) -> dict[tuple[str, str], str]:
+    """(model, protocol) -> reason, for models skipped and never since run on that protocol."""
+    ran = {(r.model, r.protocol) for r in rows if r.accuracy}
+    skips: dict[tuple[str, str], str] = {}
+    for run in sorted(runs, key=lambda r: r["start_time"]):
+        key = (run["tags"]["bench.model"], run["tags"]["bench.protocol"])
+        if key not in ran:
+            skips[key] = run["tags"]["bench.skip_reason"]
+    return skips
+
+
+def leaderboard_markdown(
+    suite: str,
+    rows: list[Row],
+    tracking_uri: str,
+    skips: dict[tuple[str, str], str] | None = None,
+) -> str:
+    skips = skips or {}
     lines = [f"# Leaderboard: `{suite}`", ""]
     lines.append(f"Built by `bench report --suite {suite}` from the MLflow runs in {tracking_uri}.")
     lines.append("Scores are means ± standard deviations over folds; times are per fold.")
-    for protocol in sorted({r.protocol for r in rows}):
+    for protocol in sorted({r.protocol for r in rows} | {p for _, p in skips}):
         group = [r for r in rows if r.protocol == protocol]
         ranked = sorted(group, key=lambda r: -np.mean(r.accuracy) if r.accuracy else float("inf"))
-        lines += ["", f"## Protocol: {group[0].protocol_description} (`{protocol}`)", ""]
+        title = group[0].protocol_description if group else protocol
+        lines += ["", f"## Protocol: {title} (`{protocol}`)", ""]
         lines.append(
             "| rank | model | family | accuracy | macro-F1 | balanced acc. | log loss "
             "| fit s | predict ms/item | folds ok/failed | runs |"
@@ -120,18 +138,23 @@ def leaderboard_markdown(suite: str, rows: list[Row], tracking_uri: str) -> str:
             lines.append("|---|---|---|")
             for row, fold, error in failed:
                 lines.append(f"| {row.model} | {fold} | {_cell(error)} |")
+        skipped = sorted((m, why) for (m, p), why in skips.items() if p == protocol)
+        if skipped:
+            lines += ["", f"### Skipped models ({protocol})", "", "| model | reason |", "|---|---|"]
+            lines += [f"| {model} | {_cell(why)} |" for model, why in skipped]
     return "\n".join(lines) + "\n"
 
 
 def write_report(suite: str, tracker: Tracker, out_dir: Path) -> Path:
     rows = collect(tracker.job_runs())
-    if not rows:
+    skips = collect_skips(tracker.job_runs("skip"), rows)
+    if not rows and not skips:
         from bench.errors import BenchError
 
         raise BenchError(f"suite {suite!r} has no job runs in {tracker.uri}; run `bench run` first")
     out = out_dir / suite / "leaderboard.md"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(leaderboard_markdown(suite, rows, tracker.uri))
+    out.write_text(leaderboard_markdown(suite, rows, tracker.uri, skips))
     return out
 
 

@@ -24,6 +24,8 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bench import artifacts, registry
 from bench.data.dataset import Dataset
 from bench.data.splits import Fold, make_folds
@@ -43,6 +45,7 @@ class Job:
     params: dict[str, Any]
     fold: Fold
     config_hash: str
+    input_kind: str = "tabular"
 
     @property
     def key(self) -> str:
@@ -60,6 +63,7 @@ class JobResult:
     metrics: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     artifacts: Path | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -69,15 +73,35 @@ class RunSummary:
     failed: int = 0
     skipped: int = 0
     results: list[JobResult] = field(default_factory=list)
+    skipped_models: dict[str, str] = field(default_factory=dict)
 
 
-def plan_jobs(suite: Suite, dataset: Dataset, device: str) -> list[Job]:
-    """Every (model, fold) of the suite, with the exact parameters each model gets."""
+AUDIO_KINDS = ("audio", "multimodal")
+
+
+def plan_jobs(suite: Suite, dataset: Dataset, device: str) -> tuple[list[Job], dict[str, str]]:
+    """Every (model, fold) of the suite with its exact parameters, and models that cannot run.
+
+    Audio and multimodal models see only the tracks that have audio; without any they are
+    skipped with the reason, never silently.
+    """
     folds = make_folds(dataset, suite.protocol, suite.seed)
-    jobs = []
+    has_audio = np.array([t in dataset.audio for t in dataset.tracks])
+    jobs, skipped = [], {}
     for entry in suite.models:
         spec = registry.get(entry.name)
-        params = _complete_params(spec.factory, entry.params, suite.seed, device)
+        model_folds = folds
+        if spec.input_kind in AUDIO_KINDS:
+            if not has_audio.any():
+                skipped[entry.name] = (
+                    f"needs audio ({spec.input_kind}), but {dataset.root} has no readable "
+                    "clips under genres_original/"
+                )
+                continue
+            model_folds = [
+                Fold(f.name, f.train[has_audio[f.train]], f.test[has_audio[f.test]]) for f in folds
+            ]
+        params = spec.complete(entry.params, suite.seed, device)
         config = {
             "model": entry.name,
             "params": params,
@@ -88,9 +112,10 @@ def plan_jobs(suite: Suite, dataset: Dataset, device: str) -> list[Job]:
         digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
         config_hash = digest.hexdigest()[:12]
         jobs.extend(
-            Job(entry.name, spec.family, spec.factory, params, f, config_hash) for f in folds
+            Job(entry.name, spec.family, spec.factory, params, f, config_hash, spec.input_kind)
+            for f in model_folds
         )
-    return jobs
+    return jobs, skipped
 
 
 def run_suite(
@@ -105,7 +130,7 @@ def run_suite(
 ) -> RunSummary:
     """Run every job not yet FINISHED; ``on_job(result, total)`` is called as each ends."""
     device = resolve_device(device)
-    jobs = plan_jobs(suite, dataset, device)
+    jobs, skipped_models = plan_jobs(suite, dataset, device)
     reaped = tracker.reap_stale_runs()
     if reaped:
         log.info("marked %d run(s) left RUNNING by a killed process as KILLED", reaped)
@@ -133,7 +158,11 @@ def run_suite(
         },
         tags={**tags, "bench.skipped_clips": str(len(dataset.skipped))},
     )
-    summary = RunSummary(parent, skipped=len(jobs) - len(pending))
+    summary = RunSummary(parent, skipped=len(jobs) - len(pending), skipped_models=skipped_models)
+    for name, reason in skipped_models.items():
+        log.warning("skipping %s: %s", name, reason)
+        family = registry.get(name).family
+        tracker.log_skip(parent, name, reason, {**tags, "bench.family": family})
     if on_job:
         on_job(None, len(pending))
     status = "FAILED"
@@ -148,6 +177,8 @@ def run_suite(
                     summary.failed += 1
                 if result.artifacts:
                     shutil.rmtree(result.artifacts, ignore_errors=True)
+                if result.status == "FINISHED":
+                    shutil.rmtree(checkpoint_dir(result.job), ignore_errors=True)
                 if on_job:
                     on_job(result, len(pending))
             status = "FINISHED"
@@ -191,6 +222,7 @@ def _record(tracker: Tracker, parent: str, result: JobResult, tags: dict[str, st
         metrics=result.metrics,
         tags=job_tags,
         artifacts=result.artifacts,
+        history=result.history,
     )
 
 
@@ -223,8 +255,10 @@ def _execute_all(
                 continue
             process.join()
             if status == "ok":
-                metrics, out = payload
-                yield JobResult(job, "FINISHED", metrics=metrics, artifacts=Path(out))
+                metrics, history, out = payload
+                yield JobResult(
+                    job, "FINISHED", metrics=metrics, artifacts=Path(out), history=history
+                )
             else:
                 yield JobResult(job, "FAILED", error=payload[0], artifacts=Path(payload[1]))
         now = time.monotonic()
@@ -261,7 +295,8 @@ def _job_main(job: Job, dataset: Dataset, out: Path, threads: int, conn: Connect
 
         threadpool_limits(threads)
         out.mkdir(parents=True)
-        conn.send(("ok", (_fit_and_score(job, dataset, out, threads), str(out))))
+        metrics, history = _fit_and_score(job, dataset, out, threads)
+        conn.send(("ok", (metrics, history, str(out))))
     except BaseException as exc:  # the parent turns any failure into a FAILED run
         out.mkdir(parents=True, exist_ok=True)
         (out / "error.txt").write_text(traceback.format_exc())
@@ -272,18 +307,24 @@ def _job_main(job: Job, dataset: Dataset, out: Path, threads: int, conn: Connect
         os._exit(0)  # skip atexit handlers inherited from the parent (MLflow's among them)
 
 
-def _fit_and_score(job: Job, dataset: Dataset, out: Path, threads: int) -> dict[str, float]:
+def _fit_and_score(
+    job: Job, dataset: Dataset, out: Path, threads: int
+) -> tuple[dict[str, float], list[dict[str, float]]]:
     fold = job.fold
-    features = dataset.features.to_numpy()
-    params = dict(job.params)
-    if "n_jobs" in inspect.signature(job.factory).parameters and params.get("n_jobs") is None:
-        params["n_jobs"] = threads  # a resource setting, kept out of the config hash
+    inputs = model_inputs(dataset, job.input_kind)
+    accepted = inspect.signature(job.factory).parameters
+    params = dict(job.params)  # resource settings below stay out of the config hash
+    if "n_jobs" in accepted and params.get("n_jobs") is None:
+        params["n_jobs"] = threads
+    checkpoints = checkpoint_dir(job)
+    if "checkpoint_dir" in accepted and params.get("checkpoint_dir") is None:
+        params["checkpoint_dir"] = str(checkpoints)
     model = job.factory(**params)
     start = time.perf_counter()
-    model.fit(features[fold.train], dataset.labels[fold.train])
+    model.fit(_take(inputs, fold.train), dataset.labels[fold.train])
     fit_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    raw = model.predict_proba(features[fold.test])
+    raw = model.predict_proba(_take(inputs, fold.test))
     predict_seconds = time.perf_counter() - start
     proba = align_proba(raw, model.classes_, len(dataset.classes))
     y_true = dataset.labels[fold.test]
@@ -293,6 +334,8 @@ def _fit_and_score(job: Job, dataset: Dataset, out: Path, threads: int) -> dict[
         predict_seconds_per_item=predict_seconds / max(1, len(fold.test)),
     )
     artifacts.save_model(model, out / artifacts.MODEL_FILE)
+    if checkpoints.is_dir():
+        shutil.copytree(checkpoints, out / "checkpoints")
     ids = dataset.features.index[fold.test]
     artifacts.write_predictions(
         out / artifacts.PREDICTIONS_FILE, ids, y_true, proba, dataset.classes
@@ -304,23 +347,37 @@ def _fit_and_score(job: Job, dataset: Dataset, out: Path, threads: int) -> dict[
         dataset.classes,
         f"{job.name}  acc {metrics['accuracy']:.3f}",
     )
-    return metrics
+    return metrics, list(getattr(_final_step(model), "history_", []))
 
 
-def _complete_params(factory, params: dict[str, Any], seed: int, device: str) -> dict[str, Any]:
-    """Suite parameters plus the seed and device for factories that take them."""
-    accepted = inspect.signature(factory).parameters
-    unknown = sorted(set(params) - set(accepted))
-    if unknown:
-        from bench.errors import BenchError
+def model_inputs(dataset: Dataset, input_kind: str) -> Any:
+    """What a model of ``input_kind`` is fitted on, one row per dataset row.
 
-        raise BenchError(
-            f"model {factory.__name__!r} has no parameter(s) {', '.join(unknown)}; "
-            f"it takes {', '.join(accepted)}"
-        )
-    full = dict(params)
-    if "random_state" in accepted:
-        full.setdefault("random_state", seed)
-    if "device" in accepted:
-        full.setdefault("device", device)
-    return {k: full[k] for k in sorted(full)}
+    tabular: the feature matrix; audio: an array of clip paths; multimodal: a DataFrame of the
+    features plus an ``audio_path`` column, from which each stack member selects its part.
+    """
+    if input_kind == "tabular":
+        return dataset.features.to_numpy()
+    paths = np.array([str(dataset.audio.get(t, "")) for t in dataset.tracks], dtype=object)
+    if input_kind == "audio":
+        return paths
+    if input_kind == "multimodal":
+        frame = dataset.features.reset_index(drop=True).copy()
+        frame["audio_path"] = paths
+        return frame
+    raise ValueError(f"unknown input kind {input_kind!r}")
+
+
+def checkpoint_dir(job: Job) -> Path:
+    """A stable place per job, so a killed training resumes from its last checkpoint."""
+    from bench.data.catalog import cache_home
+
+    return cache_home() / "checkpoints" / f"{job.model}-{job.fold.name}-{job.config_hash}"
+
+
+def _take(inputs: Any, rows: np.ndarray) -> Any:
+    return inputs.iloc[rows] if hasattr(inputs, "iloc") else inputs[rows]
+
+
+def _final_step(model: Any) -> Any:
+    return model.steps[-1][1] if hasattr(model, "steps") else model

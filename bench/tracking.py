@@ -20,7 +20,7 @@ from bench.errors import BenchError
 log = logging.getLogger(__name__)
 
 DEFAULT_URI = "sqlite:///mlflow.db"
-KIND, JOB, PARENT = "bench.kind", "job", "parent"
+KIND, JOB, PARENT, SKIP = "bench.kind", "job", "parent", "skip"
 
 
 def resolve_uri(uri: str | None = None) -> str:
@@ -113,8 +113,12 @@ class Tracker:
         metrics: Mapping[str, float],
         tags: Mapping[str, str],
         artifacts: Path | None = None,
+        history: Iterable[Mapping[str, float]] = (),
     ) -> str:
-        """Record one finished or failed (model, fold) job as a child run of ``parent_id``."""
+        """Record one finished or failed (model, fold) job as a child run of ``parent_id``.
+
+        ``history`` holds per-epoch metrics of torch models, logged with the epoch as step.
+        """
         run = self.client.create_run(
             self.experiment_id,
             tags={
@@ -128,18 +132,34 @@ class Tracker:
         )
         run_id = run.info.run_id
         self._log(run_id, params=params, metrics=metrics)
+        for epoch in history:
+            step = int(epoch.get("epoch", 0))
+            values = {f"epoch_{k}": v for k, v in epoch.items() if k != "epoch"}
+            self._log(run_id, metrics=values, step=step)
         if artifacts is not None and artifacts.is_dir():
             self.client.log_artifacts(run_id, str(artifacts))
         self.client.set_terminated(run_id, status)
         return run_id
 
-    def log_epoch(self, run_id: str, metrics: Mapping[str, float], step: int) -> None:
-        self._log(run_id, metrics=metrics, step=step)
+    def log_skip(self, parent_id: str, model: str, reason: str, tags: Mapping[str, str]) -> None:
+        """A model the suite lists but could not run on this data, with the reason."""
+        run = self.client.create_run(
+            self.experiment_id,
+            tags={
+                "mlflow.runName": f"{model} (skipped)",
+                "mlflow.parentRunId": parent_id,
+                KIND: SKIP,
+                "bench.model": model,
+                "bench.skip_reason": reason,
+                **tags,
+            },
+        )
+        self.client.set_terminated(run.info.run_id, "FINISHED")
 
-    def job_runs(self) -> list[dict[str, Any]]:
-        """Every job run of the suite as a flat dict (for reports)."""
+    def job_runs(self, kind: str = JOB) -> list[dict[str, Any]]:
+        """Every job (or skip) run of the suite as a flat dict (for reports)."""
         rows = []
-        for run in self._search(f"tags.`{KIND}` = '{JOB}'"):
+        for run in self._search(f"tags.`{KIND}` = '{kind}'"):
             rows.append(
                 {
                     "run_id": run.info.run_id,

@@ -94,22 +94,23 @@ def xgboost(
     subsample: float = 1.0,
     colsample_bytree: float = 1.0,
     min_child_weight: float = 1.0,
+    early_stopping_rounds: int | None = None,
     device: str = "cpu",
     n_jobs: int | None = None,
     random_state: int = 0,
 ) -> Any:
-    """Gradient-boosted trees (XGBoost, hist method; ``device='cuda'`` on a GPU)."""
-    from xgboost import XGBClassifier
+    """Gradient-boosted trees (XGBoost hist; CUDA on a GPU; optional early stopping)."""
+    from bench.models.boosting import XGBoostClassifier
 
-    return XGBClassifier(
+    return XGBoostClassifier(
         n_estimators=n_estimators,
         max_depth=max_depth,
         learning_rate=learning_rate,
         subsample=subsample,
         colsample_bytree=colsample_bytree,
         min_child_weight=min_child_weight,
+        early_stopping_rounds=early_stopping_rounds,
         device=device,
         n_jobs=n_jobs,
         random_state=random_state,
-        tree_method="hist",
     )

@@ -1,0 +1,180 @@
+"""Bagging, boosting and stacking built from registered models.
+
+Every member is itself a registered model, so the ensembles compose through the scikit-learn
+protocol alone: ``bagging`` can bag the torch MLP, ``stack`` can stack anything in the registry.
+Heavy imports stay inside the factories.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.registry import register
+
+DEFAULT_STACK = ("logreg", "svm", "rf", "xgboost")
+
+
+def _trees_space(trial: Any) -> dict[str, Any]:
+    return {
+        "n_estimators": trial.suggest_int("n_estimators", 100, 800, log=True),
+        "max_features": trial.suggest_float("max_features", 0.05, 0.6),
+        "min_samples_leaf": trial.suggest_int("min_samples_leaf", 1, 8),
+    }
+
+
+@register("extra_trees", family="bagging", search_space=_trees_space)
+def extra_trees(
+    n_estimators: int = 500,
+    max_features: float | str = "sqrt",
+    min_samples_leaf: int = 1,
+    n_jobs: int | None = None,
+    random_state: int | None = 0,
+) -> Any:
+    """Extremely randomised trees: bagging with random split thresholds."""
+    from sklearn.ensemble import ExtraTreesClassifier
+
+    return ExtraTreesClassifier(
+        n_estimators=n_estimators,
+        max_features=max_features,
+        min_samples_leaf=min_samples_leaf,
+        n_jobs=n_jobs,
+        random_state=random_state,
+    )
+
+
+def _bagging_space(trial: Any) -> dict[str, Any]:
+    return {
+        "n_estimators": trial.suggest_int("n_estimators", 10, 200, log=True),
+        "max_samples": trial.suggest_float("max_samples", 0.3, 1.0),
+        "max_features": trial.suggest_float("max_features", 0.3, 1.0),
+    }
+
+
+def _base_estimator(base: str, base_params: dict[str, Any] | None, random_state: int | None):
+    if base == "tree":
+        from sklearn.tree import DecisionTreeClassifier
+
+        return DecisionTreeClassifier(random_state=random_state, **(base_params or {}))
+    from bench.registry import get
+
+    spec = get(base)
+    if spec.input_kind != "tabular":
+        from bench.errors import BenchError
+
+        raise BenchError(f"bagging needs a tabular base model; {base!r} takes {spec.input_kind}")
+    return spec.create(**(base_params or {}))
+
+
+@register("bagging", family="bagging", search_space=_bagging_space)
+def bagging(
+    base: str = "tree",
+    base_params: dict[str, Any] | None = None,
+    n_estimators: int = 100,
+    max_samples: float = 1.0,
+    max_features: float = 1.0,
+    n_jobs: int | None = None,
+    random_state: int | None = 0,
+) -> Any:
+    """Bootstrap aggregation of any registered tabular model (a decision tree by default)."""
+    from sklearn.ensemble import BaggingClassifier
+
+    return BaggingClassifier(
+        estimator=_base_estimator(base, base_params, random_state),
+        n_estimators=n_estimators,
+        max_samples=max_samples,
+        max_features=max_features,
+        n_jobs=n_jobs,
+        random_state=random_state,
+    )
+
+
+@register("bagging_mlp", family="bagging")
+def bagging_mlp(
+    n_estimators: int = 5,
+    max_samples: float = 0.9,
+    mlp_params: dict[str, Any] | None = None,
+    device: str = "auto",
+    random_state: int | None = 0,
+) -> Any:
+    """Bagged torch MLPs: variance reduction for the network the way forests do for trees."""
+    from sklearn.ensemble import BaggingClassifier
+
+    from bench.registry import create
+
+    member = create("mlp", device=device, random_state=random_state, **(mlp_params or {}))
+    return BaggingClassifier(
+        estimator=member,
+        n_estimators=n_estimators,
+        max_samples=max_samples,
+        n_jobs=1,
+        random_state=random_state,
+    )
+
+
+def _hist_gb_space(trial: Any) -> dict[str, Any]:
+    return {
+        "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
+        "max_leaf_nodes": trial.suggest_int("max_leaf_nodes", 8, 64, log=True),
+        "l2_regularization": trial.suggest_float("l2_regularization", 1e-4, 10, log=True),
+        "min_samples_leaf": trial.suggest_int("min_samples_leaf", 5, 50, log=True),
+    }
+
+
+@register("hist_gb", family="boosting", search_space=_hist_gb_space)
+def hist_gb(
+    learning_rate: float = 0.05,
+    max_iter: int = 500,
+    max_leaf_nodes: int = 15,
+    l2_regularization: float = 0.0,
+    min_samples_leaf: int = 20,
+    early_stopping: bool = True,
+    random_state: int | None = 0,
+) -> Any:
+    """scikit-learn histogram gradient boosting, early-stopped on a validation slice."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return HistGradientBoostingClassifier(
+        learning_rate=learning_rate,
+        max_iter=max_iter,
+        max_leaf_nodes=max_leaf_nodes,
+        l2_regularization=l2_regularization,
+        min_samples_leaf=min_samples_leaf,
+        early_stopping=early_stopping,
+        random_state=random_state,
+    )
+
+
+@register("stack", family="stacking")
+def stack(
+    estimators: list[str] | tuple[str, ...] = DEFAULT_STACK,
+    estimator_params: dict[str, dict[str, Any]] | None = None,
+    final_C: float = 1.0,
+    cv: int = 5,
+    passthrough: bool = False,
+    device: str = "auto",
+    random_state: int | None = 0,
+) -> Any:
+    """Out-of-fold stacking: members' predict_proba -> logistic-regression meta-learner."""
+    from sklearn.ensemble import StackingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    members = [
+        (name, _member(name, (estimator_params or {}).get(name, {}), device, random_state))
+        for name in estimators
+    ]
+    return StackingClassifier(
+        estimators=members,
+        final_estimator=LogisticRegression(C=final_C, max_iter=2000),
+        cv=StratifiedKFold(cv, shuffle=True, random_state=random_state),
+        stack_method="predict_proba",
+        passthrough=passthrough,
+    )
+
+
+def _member(name: str, params: dict[str, Any], device: str, random_state: int | None) -> Any:
+    """A registered model with the stack's seed and device, where it takes them."""
+    from bench.registry import get
+
+    spec = get(name)
+    return spec.create(**spec.complete(params, random_state, device))

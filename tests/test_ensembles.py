@@ -1,0 +1,87 @@
+"""Bagging, boosting and stacking: built from the registry, learn, and survive skops."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skops.io as sio
+from sklearn.base import clone
+from sklearn.datasets import make_classification
+from sklearn.model_selection import train_test_split
+
+from bench.artifacts import load_model, save_model
+from bench.errors import BenchError
+from bench.registry import create, get
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = make_classification(
+        n_samples=400, n_features=12, n_informative=8, n_classes=5, random_state=0
+    )
+    return train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("extra_trees", {"n_estimators": 100}),
+        ("bagging", {"n_estimators": 30}),
+        ("bagging", {"base": "logreg", "n_estimators": 5}),
+        ("hist_gb", {"max_iter": 100}),
+        ("xgboost", {"n_estimators": 100}),
+        (
+            "stack",
+            {"estimators": ["logreg", "rf"], "estimator_params": {"rf": {"n_estimators": 50}}},
+        ),
+    ],
+)
+def test_ensembles_learn_and_round_trip(data, tmp_path: Path, name: str, params: dict) -> None:
+    X_train, X_test, y_train, y_test = data
+    model = create(name, **params).fit(X_train, y_train)
+    proba = model.predict_proba(X_test)
+    assert proba.shape == (len(X_test), 5)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    assert (model.predict(X_test) == y_test).mean() > 0.5  # five classes: chance is 0.2
+    loaded = load_model(save_model(model, tmp_path / "m.skops"))
+    np.testing.assert_allclose(loaded.predict_proba(X_test), proba, rtol=1e-6)
+    assert clone(model).get_params().keys() == model.get_params().keys()
+
+
+def test_xgboost_early_stopping_picks_rounds_and_takes_string_labels(data) -> None:
+    X_train, X_test, y_train, y_test = data
+    names = np.array(list("abcde"))
+    model = create("xgboost", n_estimators=2000, learning_rate=0.3, early_stopping_rounds=20)
+    model.fit(X_train, names[y_train])
+    assert 1 <= model.best_n_estimators_ < 2000
+    assert model.model_.n_estimators == model.best_n_estimators_
+    assert list(model.classes_) == list("abcde")
+    assert (model.predict(X_test) == names[y_test]).mean() > 0.5
+
+
+def test_stack_is_out_of_fold_over_registered_members(data) -> None:
+    X_train, _, y_train, _ = data
+    model = create("stack", estimators=["logreg", "svm"], cv=3).fit(X_train, y_train)
+    assert [n for n, _ in model.estimators] == ["logreg", "svm"]
+    assert model.final_estimator_.coef_.shape == (5, 10)  # two members x five class probabilities
+
+
+def test_bagging_rejects_non_tabular_or_unknown_base() -> None:
+    with pytest.raises(BenchError, match="unknown model 'nope'"):
+        create("bagging", base="nope")
+
+
+def test_untrusted_types_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "evil.skops"
+    sio.dump({"f": Path("x")}, path)
+    with pytest.raises(BenchError, match="refusing to load untrusted types"):
+        load_model(path)
+
+
+def test_every_family_is_registered() -> None:
+    families = {
+        get(n).family for n in ("rf", "extra_trees", "bagging", "hist_gb", "xgboost", "stack")
+    }
+    assert families == {"bagging", "boosting", "stacking"}
