@@ -15,6 +15,7 @@ import pandas as pd
 MODEL_FILE = "model.skops"
 PREDICTIONS_FILE = "predictions.csv"
 CONFUSION_FILE = "confusion_matrix.png"
+CARD_FILE = "model_card.json"
 TRUSTED_PREFIXES = ("sklearn.", "numpy.", "xgboost.", "bench.", "scipy.", "builtins.")
 
 
@@ -39,6 +40,20 @@ def load_model(path: Path) -> Any:
     if unknown:
         raise BenchError(f"{path}: refusing to load untrusted types {', '.join(unknown)}")
     return sio.load(path, trusted=untrusted)
+
+
+def write_card(path: Path, **facts: Any) -> Path:
+    """What ``bench predict`` needs to use a logged model: classes, input kind, feature columns."""
+    import json
+
+    path.write_text(json.dumps(facts, indent=2, default=str))
+    return path
+
+
+def read_card(path: Path) -> dict[str, Any]:
+    import json
+
+    return json.loads(path.read_text())
 
 
 def write_predictions(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -23,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     for noisy in ("mlflow", "alembic", "urllib3", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # ours are enough
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
@@ -77,6 +79,13 @@ def _parser() -> argparse.ArgumentParser:
     _tracking_arg(p)
     p.add_argument("--reports-dir", type=Path, default=Path("reports"))
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("predict", help="top-3 genres per audio file from a logged model")
+    p.add_argument("--run", required=True, help="MLflow run id of a (model, fold) job")
+    p.add_argument("files", nargs="+", type=Path, help="audio files (wav, au, flac, ...)")
+    p.add_argument("--top", type=int, default=3)
+    _tracking_arg(p)
+    p.set_defaults(func=cmd_predict)
 
     data = sub.add_parser("data", help="get or generate datasets").add_subparsers(metavar="ACTION")
     p = data.add_parser("synth", help="write a synthetic dataset in the real layout")
@@ -198,6 +207,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     tracker = Tracker(args.suite, args.tracking_uri, create=False)
     print(f"leaderboard: {write_report(args.suite, tracker, args.reports_dir)}")
     return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from bench.predict import load_logged_model, predict_files
+
+    model, card = load_logged_model(args.run, args.tracking_uri)
+    failed = 0
+    for result in predict_files(model, card, args.files, args.top):
+        if result.error:
+            failed += 1
+            print(f"bench: error: {result.error}", file=sys.stderr)
+            continue
+        ranked = ", ".join(f"{genre} {p:.3f}" for genre, p in result.top)
+        print(f"{result.path}: {ranked}")
+    return 1 if failed else 0
 
 
 def cmd_data_synth(args: argparse.Namespace) -> int:

@@ -334,6 +334,16 @@ def _fit_and_score(
         predict_seconds_per_item=predict_seconds / max(1, len(fold.test)),
     )
     artifacts.save_model(model, out / artifacts.MODEL_FILE)
+    artifacts.write_card(
+        out / artifacts.CARD_FILE,
+        model=job.model,
+        family=job.family,
+        input_kind=job.input_kind,
+        classes=list(dataset.classes),
+        feature_columns=list(dataset.features.columns),
+        dataset=dataset.name,
+        fold=job.fold.name,
+    )
     if checkpoints.is_dir():
         shutil.copytree(checkpoints, out / "checkpoints")
     ids = dataset.features.index[fold.test]
@@ -362,8 +372,10 @@ def model_inputs(dataset: Dataset, input_kind: str) -> Any:
     if input_kind == "audio":
         return paths
     if input_kind == "multimodal":
+        from bench.models.columns import AUDIO_COLUMN
+
         frame = dataset.features.reset_index(drop=True).copy()
-        frame["audio_path"] = paths
+        frame[AUDIO_COLUMN] = paths
         return frame
     raise ValueError(f"unknown input kind {input_kind!r}")
 

@@ -215,3 +215,20 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def download_run_files(
+    run_id: str, names: list[str], dst: Path, uri: str | None = None
+) -> list[Path]:
+    """Artifacts ``names`` of one run, by run id alone (for ``bench predict``)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=resolve_uri(uri))
+    try:
+        run = client.get_run(run_id)
+        if run.data.tags.get(KIND) != JOB:
+            raise BenchError(f"run {run_id} is not a (model, fold) job run of bench")
+        return [Path(client.download_artifacts(run_id, name, str(dst))) for name in names]
+    except MlflowException as exc:
+        raise BenchError(f"run {run_id}: {str(exc).splitlines()[0]}") from None

@@ -178,3 +178,47 @@ def _member(name: str, params: dict[str, Any], device: str, random_state: int | 
 
     spec = get(name)
     return spec.create(**spec.complete(params, random_state, device))
+
+
+@register("stack_multimodal", family="stacking", input_kind="multimodal")
+def stack_multimodal(
+    tabular: list[str] | tuple[str, ...] = ("logreg", "svm", "xgboost"),
+    audio: list[str] | tuple[str, ...] = ("cnn",),
+    estimator_params: dict[str, dict[str, Any]] | None = None,
+    final_C: float = 1.0,
+    cv: int = 5,
+    device: str = "auto",
+    random_state: int | None = 0,
+) -> Any:
+    """CNN on audio and tabular models on features of the same tracks, stacked out of fold.
+
+    Rows are tracks, so the members' out-of-fold probabilities are joined by track id simply by
+    sharing rows; one logistic-regression meta-learner weighs the two views.
+    """
+    from sklearn.ensemble import StackingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.pipeline import Pipeline
+
+    from bench.models.columns import SelectColumns
+
+    params = estimator_params or {}
+    members = [
+        (
+            name,
+            Pipeline(
+                [
+                    ("select", SelectColumns(part)),
+                    ("model", _member(name, params.get(name, {}), device, random_state)),
+                ]
+            ),
+        )
+        for part, names in (("features", tabular), ("audio", audio))
+        for name in names
+    ]
+    return StackingClassifier(
+        estimators=members,
+        final_estimator=LogisticRegression(C=final_C, max_iter=2000),
+        cv=StratifiedKFold(cv, shuffle=True, random_state=random_state),
+        stack_method="predict_proba",
+    )

@@ -1,0 +1,46 @@
+"""bench predict: a logged model, raw audio in, top genres out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from bench.cli import main
+from bench.predict import load_logged_model, predict_files
+from bench.tracking import resolve_uri
+
+
+def test_predict_from_wav_equals_prediction_from_the_csv_row(shared_data: Path, capsys) -> None:
+    gtzan = shared_data / "gtzan"
+    argv = ["run", "--suite", "gtzan", "--data-dir", str(gtzan), "--models", "logreg"]
+    assert main([*argv, "--folds", "2", "--no-report"]) == 0
+    client = MlflowClient(resolve_uri())
+    exp = client.get_experiment_by_name("bench/gtzan")
+    run = client.search_runs([exp.experiment_id], "tags.`bench.fold` = 'fold0'")[0]
+    clips = sorted((gtzan / "genres_original").glob("*/*.wav"))
+    capsys.readouterr()
+    assert main(["predict", "--run", run.info.run_id, *map(str, clips)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 20
+    top1 = {line.split(":")[0]: line.split(": ")[1].split()[0] for line in lines}
+    correct = sum(Path(p).parent.name == genre for p, genre in top1.items())
+    assert correct >= 14  # these tracks are real GTZAN; chance would be 2
+
+    model, card = load_logged_model(run.info.run_id)
+    table = pd.read_csv(gtzan / "features_30_sec.csv").set_index("filename")
+    from_csv = model.predict_proba(
+        table.loc[[p.name for p in clips], card["feature_columns"]].to_numpy()
+    )
+    from_wav = [dict(r.top) for r in predict_files(model, card, clips, top_k=10)]
+    classes = card["classes"]
+    for row, probs in zip(from_csv, from_wav, strict=True):
+        np.testing.assert_allclose([probs[c] for c in classes], row, atol=2e-3)
+
+
+def test_predict_bad_run_id_is_one_line(capsys) -> None:
+    assert main(["predict", "--run", "0" * 32, "x.wav"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("bench: error: run 0000")
