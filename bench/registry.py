@@ -109,5 +109,7 @@ def list_models(family: str | None = None, input_kind: str | None = None) -> lis
 
 def _load_builtin() -> None:
     """Import the modules whose decorators fill the registry (cheap: no heavy imports)."""
+    import bench.models.audio  # noqa: F401
     import bench.models.ensembles  # noqa: F401
+    import bench.models.mlp  # noqa: F401
     import bench.models.tabular  # noqa: F401

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -79,7 +80,12 @@ def test_run_logs_every_model_and_fold(tabular_gtzan: Path, tmp_path: Path, caps
         assert tags["bench.data_fingerprint"] == ds.fingerprint and tags["bench.device"] == "cpu"
         assert tags["bench.version.scikit-learn"] and tags["bench.git_commit"]
         names = {a.path for a in client.list_artifacts(run.info.run_id)}
-        assert names == {"model.skops", "predictions.csv", "confusion_matrix.png"}
+        assert names == {
+            "model.skops",
+            "predictions.csv",
+            "confusion_matrix.png",
+            "model_card.json",
+        }
     run = runs[0]
     local = Path(client.download_artifacts(run.info.run_id, "", str(tmp_path / "dl")))
     preds = pd.read_csv(local / "predictions.csv", index_col=0)
@@ -91,6 +97,9 @@ def test_run_logs_every_model_and_fold(tabular_gtzan: Path, tmp_path: Path, caps
     proba = model.predict_proba(ds.features.loc[preds.index].to_numpy())
     np.testing.assert_allclose(proba, preds.filter(like="proba_").to_numpy(), atol=1e-5)
     assert (local / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+    card = json.loads((local / "model_card.json").read_text())
+    assert card["classes"] == list(ds.classes) and card["input_kind"] == "tabular"
+    assert card["feature_columns"] == list(ds.features.columns)
     board = Path("reports/mini/leaderboard.md").read_text()
     assert "| 1 |" in board and "5-fold" not in board and "3-fold stratified" in board
 
