@@ -68,7 +68,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--folds", type=int, help="number of folds for k-fold protocols")
     p.add_argument("--seed", type=int, help="seed for splits and models (default: the suite's)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
-    p.add_argument("--workers", type=int, default=1, help="jobs run in parallel processes")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=min(os.cpu_count() or 1, 4),
+        help="jobs run at once, each in its own process with cores/workers threads "
+        "(default: the number of cores, at most 4)",
+    )
     _tracking_arg(p)
     p.add_argument("--no-report", action="store_true", help="do not write the leaderboard")
     p.add_argument("--reports-dir", type=Path, default=Path("reports"))

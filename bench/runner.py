@@ -240,7 +240,9 @@ def _execute_all(
             receiver, sender = context.Pipe(duplex=False)
             out = scratch / f"{job.model}-{job.fold.name}"
             # Not a daemon: joblib (random forests' n_jobs) refuses to parallelise in daemons.
-            process = context.Process(target=_job_main, args=(job, dataset, out, threads, sender))
+            process = context.Process(
+                target=_job_main, args=(job, dataset, out, threads, sender, os.getpid())
+            )
             process.start()
             sender.close()
             running[receiver] = (job, process, time.monotonic() + suite.model_seconds)
@@ -250,10 +252,10 @@ def _execute_all(
             try:
                 status, payload = conn.recv()
             except EOFError:
-                process.join()
+                _reap(process)
                 yield JobResult(job, "FAILED", error=f"worker died (exit code {process.exitcode})")
                 continue
-            process.join()
+            _reap(process)
             if status == "ok":
                 metrics, history, out = payload
                 yield JobResult(
@@ -265,14 +267,14 @@ def _execute_all(
         for conn, (job, process, deadline) in list(running.items()):
             if now > deadline:
                 process.kill()
-                process.join()
+                _reap(process)
                 running.pop(conn)
                 yield JobResult(
                     job, "FAILED", error=f"exceeded the time budget of {suite.model_seconds:g} s"
                 )
 
 
-PRELOAD = ("bench.runner", "skops.io", "sklearn.metrics", "matplotlib")
+PRELOAD = ("bench.runner", "skops.io", "sklearn.metrics", "matplotlib", "torch._dynamo", "tqdm")
 
 
 def _job_context() -> mp.context.BaseContext:
@@ -280,20 +282,36 @@ def _job_context() -> mp.context.BaseContext:
 
     Forking this process instead is unsafe: once it has run OpenMP code (torch features for a
     synthetic dataset), an XGBoost child deadlocks in libgomp; and CUDA cannot be used in a
-    forked child of a process that touched it. Preloading matters too: ``skops.io`` alone
-    takes ~4 s to import, which paid per job dominated small ones.
+    forked child of a process that touched it. Preloading matters too: ``skops.io`` takes ~4 s
+    to import and ``torch._dynamo`` (pulled in by torch optimisers) ~2 s; paid per job, they
+    dominated small ones.
     """
     context = mp.get_context("forkserver")
     context.set_forkserver_preload(list(PRELOAD))
     return context
 
 
-def _job_main(job: Job, dataset: Dataset, out: Path, threads: int, conn: Connection) -> None:
-    """Child process: fit, predict, score, write artifacts, send a summary, exit hard."""
+def _reap(process: Any, grace: float = 30.0) -> None:
+    """Join a job process that has reported; kill it if it lingers past ``grace`` seconds."""
+    process.join(grace)
+    if process.is_alive():
+        process.kill()
+        process.join()
+
+
+def _job_main(
+    job: Job, dataset: Dataset, out: Path, threads: int, conn: Connection, owner: int
+) -> None:
+    """Child process: fit, predict, score, write artifacts, send a summary."""
+    _exit_with(owner)
     try:
+        import threading
+
         from threadpoolctl import threadpool_limits
+        from tqdm import tqdm
 
         threadpool_limits(threads)
+        tqdm.set_lock(threading.RLock())  # tqdm's default is a process-shared semaphore
         out.mkdir(parents=True)
         metrics, history = _fit_and_score(job, dataset, out, threads)
         conn.send(("ok", (metrics, history, str(out))))
@@ -304,7 +322,37 @@ def _job_main(job: Job, dataset: Dataset, out: Path, threads: int, conn: Connect
         conn.send(("error", (message, str(out))))
     finally:
         conn.close()
-        os._exit(0)  # skip atexit handlers inherited from the parent (MLflow's among them)
+        _stop_worker_pools()
+        os._exit(0)  # nothing left to wait for: the result is sent, artifacts are on disk
+
+
+def _exit_with(owner: int) -> None:
+    """End this job when ``bench run`` (pid ``owner``) is gone, e.g. after ``kill -9``.
+
+    Jobs are children of the forkserver, not of ``bench run``, so nothing else stops an orphan
+    from training on and writing into the checkpoint folder the resumed job will use.
+    """
+    import threading
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            try:
+                os.kill(owner, 0)
+            except ProcessLookupError:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="bench-owner-watch", daemon=True).start()
+
+
+def _stop_worker_pools() -> None:
+    """Shut joblib's reusable loky pool (bagging, forests with n_jobs) so it leaks nothing."""
+    import sys
+
+    if "joblib" in sys.modules:
+        from joblib.externals.loky import get_reusable_executor
+
+        get_reusable_executor().shutdown(wait=True)
 
 
 def _fit_and_score(
@@ -357,7 +405,10 @@ def _fit_and_score(
         dataset.classes,
         f"{job.name}  acc {metrics['accuracy']:.3f}",
     )
-    return metrics, list(getattr(_final_step(model), "history_", []))
+    final = _final_step(model)
+    if hasattr(final, "resumed_from_epoch_"):
+        metrics["resumed_from_epoch"] = final.resumed_from_epoch_
+    return metrics, list(getattr(final, "history_", []))
 
 
 def model_inputs(dataset: Dataset, input_kind: str) -> Any:

@@ -201,3 +201,56 @@ def _finished_quietly(suite: str) -> list:
         return job_runs(suite, "FINISHED")
     except Exception:  # the database may not have its tables yet
         return []
+
+
+def test_cnn_killed_mid_training_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
+    import torch
+
+    from bench.data.synthetic import synth_gtzan
+
+    data = synth_gtzan(tmp_path / "syn", per_genre=4, duration=9.0, seed=0)
+    models = '[[models]]\nname = "cnn"\nparams = { epochs = 40, patience = 40 }\n'
+    suite = write_suite(tmp_path / "cnnkill.toml", models, folds=2, budget=300)
+    cmd = [
+        sys.executable,
+        "-u",
+        "-m",
+        "bench.cli",
+        "run",
+        "--suite",
+        str(suite),
+        "--data-dir",
+        str(data),
+        "--workers",
+        "1",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoints = Path("cache/checkpoints")
+    deadline = time.monotonic() + 120
+    epoch = 0
+    while time.monotonic() < deadline and epoch < 3:
+        time.sleep(0.2)
+        found = sorted(checkpoints.glob("cnn-fold0-*/last.pt"))
+        if found:
+            try:
+                epoch = torch.load(found[0], weights_only=True)["epoch"]
+            except (RuntimeError, EOFError, OSError):
+                continue  # caught between write and rename
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    time.sleep(1.5)  # the orphaned job notices its owner is gone within 0.5 s
+    (last,) = checkpoints.glob("cnn-fold0-*/last.pt")
+    epoch = torch.load(last, weights_only=True)["epoch"]
+    time.sleep(1.0)
+    assert torch.load(last, weights_only=True)["epoch"] == epoch, "the orphan kept training"
+    assert 3 <= epoch < 40
+
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    runs = job_runs("cnnkill", "FINISHED")
+    assert sorted(r.data.tags["bench.fold"] for r in runs) == ["fold0", "fold1"]
+    fold0 = next(r for r in runs if r.data.tags["bench.fold"] == "fold0")
+    assert fold0.data.metrics["resumed_from_epoch"] == epoch
+    history = MlflowClient(resolve_uri()).get_metric_history(fold0.info.run_id, "epoch_train_loss")
+    assert sorted(m.step for m in history) == list(range(1, 41))
+    assert not list(checkpoints.glob("cnn-fold0-*"))  # cleaned once logged

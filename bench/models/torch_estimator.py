@@ -181,6 +181,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
             optimizer = self._make_optimizer(module.parameters())
             shuffle = torch.Generator().manual_seed(seed)
             progress = self._resume(module, optimizer, shuffle, fingerprint, device)
+            resumed_from = progress.epoch
             self._train(module, optimizer, shuffle, progress, x_train, y_train, x_val, y_val, amp)
 
         if progress.best_state is not None:
@@ -188,6 +189,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         self.module_ = module.eval()
         self.history_ = progress.history
         self.best_epoch_ = progress.best_epoch
+        self.resumed_from_epoch_ = resumed_from  # 0 unless a killed training was continued
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
