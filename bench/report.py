@@ -29,6 +29,9 @@ class Row:
     predict_seconds_per_item: list[float]
     failed_folds: dict[str, str]
     run_ids: list[str]
+    n_test: list[int]
+    newest_parent: tuple[int, str] = (0, "")
+    """(start time, parent run id) of the newest run in the row."""
 
     @property
     def folds_finished(self) -> int:
@@ -64,8 +67,11 @@ def collect(runs: list[dict[str, Any]]) -> list[Row]:
             *([] for _ in range(6)),
             failed_folds={},
             run_ids=[],
+            n_test=[],
         )
         for fold, run in sorted(folds.items()):
+            stamp = (run["start_time"], run["tags"].get("mlflow.parentRunId", ""))
+            row.newest_parent = max(row.newest_parent, stamp)
             if run["status"] == "FINISHED":
                 m = run["metrics"]
                 row.accuracy.append(m["accuracy"])
@@ -75,6 +81,7 @@ def collect(runs: list[dict[str, Any]]) -> list[Row]:
                 row.fit_seconds.append(m["fit_seconds"])
                 row.predict_seconds_per_item.append(m["predict_seconds_per_item"])
                 row.run_ids.append(run["run_id"])
+                row.n_test.append(int(run["params"].get("n_test", 0)))
             elif run["status"] in ("FAILED", "KILLED"):
                 row.failed_folds[fold] = run["tags"].get("bench.error", run["status"])
         rows[key] = row
@@ -82,14 +89,19 @@ def collect(runs: list[dict[str, Any]]) -> list[Row]:
 
 
 def collect_skips(runs: list[dict[str, Any]], rows: list[Row]) -> dict[tuple[str, str], str]:
-    """(model, protocol) -> reason, for models skipped and never since run on that protocol."""
-    ran = {(r.model, r.protocol) for r in rows if r.accuracy}
+    """(model, protocol) -> reason, from the newest skip of each; a model that has run since
+    (under a newer ``bench run``) with nothing skipped is not listed."""
+    newest_job = {(r.model, r.protocol): r.newest_parent for r in rows}
     skips: dict[tuple[str, str], str] = {}
     for run in sorted(runs, key=lambda r: r["start_time"]):
         key = (run["tags"]["bench.model"], run["tags"]["bench.protocol"])
-        if key not in ran:
-            skips[key] = run["tags"]["bench.skip_reason"]
-    return skips
+        skips[key] = run
+    return {
+        key: run["tags"]["bench.skip_reason"]
+        for key, run in skips.items()
+        if newest_job.get(key, (0, ""))[0] <= run["start_time"]
+        or newest_job[key][1] == run["tags"].get("mlflow.parentRunId")
+    }
 
 
 def leaderboard_markdown(
@@ -101,20 +113,24 @@ def leaderboard_markdown(
     skips = skips or {}
     lines = [f"# Leaderboard: `{suite}`", ""]
     lines.append(f"Built by `bench report --suite {suite}` from the MLflow runs in {tracking_uri}.")
-    lines.append("Scores are means ± standard deviations over folds; times are per fold.")
+    lines.append(
+        "Scores are means ± standard deviations over folds; times are per fold; test tracks "
+        "are summed over folds (audio models see only the tracks that have audio)."
+    )
     for protocol in sorted({r.protocol for r in rows} | {p for _, p in skips}):
         group = [r for r in rows if r.protocol == protocol]
-        ranked = sorted(group, key=lambda r: -np.mean(r.accuracy) if r.accuracy else float("inf"))
+        full = max((sum(r.n_test) for r in group), default=0)
+        ranked = sorted(group, key=lambda row: _order(row, full))
         title = group[0].protocol_description if group else protocol
         lines += ["", f"## Protocol: {title} (`{protocol}`)", ""]
         lines.append(
             "| rank | model | family | accuracy | macro-F1 | balanced acc. | log loss "
-            "| fit s | predict ms/item | folds ok/failed | runs |"
+            "| fit s | predict ms/item | test tracks | folds ok/failed | runs |"
         )
-        lines.append("|---:|---|---|---|---|---|---|---:|---:|---:|---|")
+        lines.append("|---:|---|---|---|---|---|---|---:|---:|---:|---:|---|")
         for rank, row in enumerate(ranked, 1):
             if not row.accuracy:
-                scores = ["—"] * 4 + ["—", "—"]
+                scores = ["—"] * 7
                 rank_cell = "—"
             else:
                 scores = [
@@ -124,8 +140,11 @@ def leaderboard_markdown(
                     _mean_std(row.log_loss),
                     f"{np.mean(row.fit_seconds):.2f}",
                     f"{1000 * np.mean(row.predict_seconds_per_item):.3f}",
+                    str(sum(row.n_test)),
                 ]
-                rank_cell = str(rank)
+                # A model scored on fewer test tracks (the audio subset) is not ranked
+                # against models scored on all of them.
+                rank_cell = str(rank) if sum(row.n_test) == full else "subset"
             runs = " ".join(f"`{r[:8]}`" for r in row.run_ids)
             lines.append(
                 f"| {rank_cell} | {row.model} | {row.family} | "
@@ -156,6 +175,13 @@ def write_report(suite: str, tracker: Tracker, out_dir: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(leaderboard_markdown(suite, rows, tracker.uri, skips))
     return out
+
+
+def _order(row: Row, full: int) -> tuple[int, float]:
+    """Ranked rows by accuracy, then rows scored on a subset of the test tracks, then failures."""
+    if not row.accuracy:
+        return (2, 0.0)
+    return (int(sum(row.n_test) < full), -float(np.mean(row.accuracy)))
 
 
 def _mean_std(values: list[float]) -> str:

@@ -101,6 +101,13 @@ def plan_jobs(suite: Suite, dataset: Dataset, device: str) -> tuple[list[Job], d
             model_folds = [
                 Fold(f.name, f.train[has_audio[f.train]], f.test[has_audio[f.test]]) for f in folds
             ]
+            empty = [f.name for f in model_folds if not len(f.test) or not len(f.train)]
+            if empty:
+                skipped[entry.name] = (
+                    f"{', '.join(empty)}: no tracks with audio on one side of the split "
+                    f"({int(has_audio.sum())} of {len(has_audio)} tracks have audio)"
+                )
+                model_folds = [f for f in model_folds if f.name not in empty]
         params = spec.complete(entry.params, suite.seed, device)
         config = {
             "model": entry.name,

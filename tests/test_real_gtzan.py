@@ -46,3 +46,41 @@ def test_xgboost_on_real_features_both_protocols(shared_data: Path) -> None:
     assert test >= 0.50
     board = Path("reports/gtzan/leaderboard.md").read_text()
     assert "artist-filtered split (train+valid -> test)" in board and "5-fold stratified" in board
+
+
+def test_stack_beats_its_members_on_real_features(shared_data: Path, tmp_path: Path) -> None:
+    """Out-of-fold stacking of svm, mlp and extra_trees: 0.762 measured here (members <= 0.745).
+
+    The suite's default stack (logreg, svm, rf, xgboost) scores 0.766 but costs ~4x the time.
+    """
+    suite = tmp_path / "stackreal.toml"
+    suite.write_text(
+        """name = "stackreal"
+[dataset]
+kind = "gtzan"
+[protocol]
+name = "stratified-kfold"
+folds = 5
+[[models]]
+name = "svm"
+params = { C = 10.0 }
+[[models]]
+name = "mlp"
+[[models]]
+name = "extra_trees"
+[[models]]
+name = "stack"
+params = { estimators = ["svm", "mlp", "extra_trees"], estimator_params = { svm = { C = 10.0 } } }
+"""
+    )
+    argv = ["run", "--suite", str(suite), "--data-dir", str(shared_data / "gtzan"), "--no-report"]
+    assert main(argv) == 0
+    client = MlflowClient(resolve_uri())
+    exp = client.get_experiment_by_name("bench/stackreal")
+    runs = client.search_runs([exp.experiment_id], "tags.`bench.kind` = 'job'")
+    means = {
+        m: np.mean([r.data.metrics["accuracy"] for r in runs if r.data.tags["bench.model"] == m])
+        for m in ("svm", "mlp", "extra_trees", "stack")
+    }
+    assert means["stack"] >= 0.755, means
+    assert means["stack"] > max(means["svm"], means["mlp"], means["extra_trees"]), means

@@ -32,7 +32,7 @@ def test_leaderboard_numbers_equal_mlflow_metrics(tabular_gtzan: Path, tmp_path:
         protocol = re.search(r"\(`([a-z-]+)`\)", section.splitlines()[0])[1]
         for line in section.splitlines():
             cells = [c.strip() for c in line.strip("|").split("|")]
-            if len(cells) != 11 or not cells[0].isdigit():
+            if len(cells) != 12 or not cells[0].isdigit():
                 continue
             model = cells[1]
             mine = [
@@ -50,7 +50,8 @@ def test_leaderboard_numbers_equal_mlflow_metrics(tabular_gtzan: Path, tmp_path:
                 assert cells[col] == f"{np.mean(values):.4f} ± {np.std(values):.4f}"
             fit = np.mean([r.data.metrics["fit_seconds"] for r in mine])
             assert cells[7] == f"{fit:.2f}"
-            assert cells[9] == f"{len(mine)}/0"
-            assert set(cells[10].replace("`", "").split()) == {r.info.run_id[:8] for r in mine}
+            assert cells[9] == str(sum(int(r.data.params["n_test"]) for r in mine))
+            assert cells[10] == f"{len(mine)}/0"
+            assert set(cells[11].replace("`", "").split()) == {r.info.run_id[:8] for r in mine}
             checked += 1
     assert checked == 3

@@ -137,3 +137,30 @@ def test_data_synth_then_fetch_then_run(tmp_path: Path, capsys) -> None:
     ]
     assert main(wrong) == 2
     assert "sha256" in capsys.readouterr().err.lower()
+
+
+def test_audio_subset_folds_are_skipped_and_never_ranked_with_full_rows(
+    tabular_gtzan: Path,
+) -> None:
+    from bench.data.synthetic import synth_gtzan
+
+    clips = synth_gtzan(Path("clips"), per_genre=1, duration=3.0, seed=0) / "genres_original"
+    target = tabular_gtzan / "genres_original"
+    for genre in ("blues", "rock"):  # audio for 2 of the 120 tracks: some folds get none
+        (target / genre).mkdir(parents=True)
+        (clips / genre / f"{genre}.00000.wav").rename(target / genre / f"{genre}.00000.wav")
+    argv = ["run", "--suite", "gtzan", "--data-dir", str(tabular_gtzan), "--folds", "3"]
+    assert main([*argv, "--models", "cnn_ref,logreg"]) == 0
+    (skip,) = _runs("gtzan", "skip")
+    reason = skip.data.tags["bench.skip_reason"]
+    assert "no tracks with audio on one side of the split (2 of 120 tracks have audio)" in reason
+    skipped_folds = reason.split(":")[0].split(", ")
+    jobs = _runs("gtzan", "job")
+    cnn_folds = {r.data.tags["bench.fold"] for r in jobs if r.data.tags["bench.model"] == "cnn_ref"}
+    assert skipped_folds and not cnn_folds & set(skipped_folds)
+    assert cnn_folds | set(skipped_folds) == {"fold0", "fold1", "fold2"}
+    rows = [line for line in Path("reports/gtzan/leaderboard.md").read_text().splitlines()]
+    logreg = next(r for r in rows if "| logreg |" in r)
+    cnn_ref = next(r for r in rows if "| cnn_ref |" in r)
+    assert logreg.startswith("| 1 |") and cnn_ref.startswith("| subset |")
+    assert f"| cnn_ref | {skipped_folds[0]}" in "\n".join(rows)

@@ -22,6 +22,24 @@ def _trees_space(trial: Any) -> dict[str, Any]:
     }
 
 
+def _forest(kind: str, **params: Any) -> Any:
+    from sklearn import ensemble
+
+    return getattr(ensemble, kind)(**params)
+
+
+@register("rf", family="bagging", search_space=_trees_space)
+def rf(
+    n_estimators: int = 500,
+    max_features: float | str = "sqrt",
+    min_samples_leaf: int = 1,
+    n_jobs: int | None = None,
+    random_state: int | None = 0,
+) -> Any:
+    """Random forest (bootstrap-aggregated decision trees)."""
+    return _forest("RandomForestClassifier", **locals())
+
+
 @register("extra_trees", family="bagging", search_space=_trees_space)
 def extra_trees(
     n_estimators: int = 500,
@@ -31,15 +49,7 @@ def extra_trees(
     random_state: int | None = 0,
 ) -> Any:
     """Extremely randomised trees: bagging with random split thresholds."""
-    from sklearn.ensemble import ExtraTreesClassifier
-
-    return ExtraTreesClassifier(
-        n_estimators=n_estimators,
-        max_features=max_features,
-        min_samples_leaf=min_samples_leaf,
-        n_jobs=n_jobs,
-        random_state=random_state,
-    )
+    return _forest("ExtraTreesClassifier", **locals())
 
 
 def _bagging_space(trial: Any) -> dict[str, Any]:
