@@ -72,7 +72,6 @@ class RunSummary:
     finished: int = 0
     failed: int = 0
     skipped: int = 0
-    results: list[JobResult] = field(default_factory=list)
     skipped_models: dict[str, str] = field(default_factory=dict)
 
 
@@ -177,7 +176,6 @@ def run_suite(
         try:
             for result in _execute_all(pending, dataset, suite, workers, device, Path(scratch)):
                 _record(tracker, parent, result, tags)
-                summary.results.append(result)
                 if result.status == "FINISHED":
                     summary.finished += 1
                 else:

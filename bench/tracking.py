@@ -172,9 +172,6 @@ class Tracker:
             )
         return rows
 
-    def download(self, run_id: str, path: str, dst: Path) -> Path:
-        return Path(self.client.download_artifacts(run_id, path, str(dst)))
-
     def _search(self, filter_string: str) -> list[Any]:
         runs, token = [], None
         while True:
