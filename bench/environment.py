@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench.errors import BenchError
@@ -29,6 +31,27 @@ def resolve_device(device: str) -> str:
     if device != "cpu" and not device.startswith("cuda"):
         raise BenchError(f"unknown device {device!r}; use auto, cpu or cuda")
     return device
+
+
+@contextlib.contextmanager
+def cpu_threads(threads: int | None) -> Iterator[None]:
+    """Temporarily set torch's intra-op thread count (process-wide); None leaves it alone.
+
+    bench pins CPU work to one thread: OpenMP barriers stall whenever another process holds a
+    core, so on a busy 2-core machine two threads ran 7-20x slower than one (a 30 s log-mel:
+    136 ms vs 19 ms; the 57 features of a clip: 20x). Parallelism belongs across processes.
+    """
+    if threads is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def git_commit() -> str:

@@ -10,7 +10,6 @@ and every feature shares one STFT.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import math
@@ -20,6 +19,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from bench.environment import cpu_threads
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ def gtzan_features(
     for index, clip in enumerate(clips):
         by_length[clip.shape[0]].append(index)
     budget = _BATCH_SAMPLES.get(device.type, _BATCH_SAMPLES["cuda"])
-    with torch.inference_mode(), _one_cpu_thread(device):
+    with torch.inference_mode(), cpu_threads(1 if device.type == "cpu" else None):
         for length, indices in by_length.items():
             per_batch = max(1, budget // max(length, 1))
             for start in range(0, len(indices), per_batch):
@@ -87,25 +88,6 @@ def gtzan_features(
                 batch = torch.stack([clips[i] for i in chunk])
                 out[chunk] = _batch_features(batch, sr).cpu().numpy()
     return out
-
-
-@contextlib.contextmanager
-def _one_cpu_thread(device: torch.device):
-    """Run CPU work on one intra-op thread, restoring the caller's setting afterwards.
-
-    OpenMP barriers stall whenever another process holds a core: on a busy 2-core machine a 30 s
-    clip took 20x longer with 2 threads than with 1, and the median filters work in cache-sized
-    chunks that gain little from threads anyway. Parallelise across processes instead.
-    """
-    if device.type != "cpu":
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _as_clips(waves, device: torch.device) -> list[torch.Tensor]:

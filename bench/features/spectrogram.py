@@ -16,7 +16,6 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
@@ -31,7 +30,7 @@ import torchaudio.functional as AF
 import torchaudio.transforms as T
 
 from bench.data.gtzan import SAMPLE_RATE
-from bench.environment import resolve_device
+from bench.environment import cpu_threads, resolve_device
 
 FEATURE_VERSION = 1
 """Part of every params key: bump when the computation changes so cached images are rebuilt."""
@@ -169,25 +168,6 @@ def transform(params: SpectrogramParams, device: str) -> SpectrogramTransform:
     return SpectrogramTransform(params).to(device).eval()
 
 
-@contextlib.contextmanager
-def one_cpu_thread(device: torch.device):
-    """Run CPU work on one intra-op thread, restoring the caller's setting afterwards.
-
-    On this 2-core machine a 30 s log-mel took 19 ms on one thread and 136 ms on two while
-    other processes were busy: OpenMP barriers stall when a core is taken. CPU parallelism
-    belongs across processes instead.
-    """
-    if device.type != "cpu":
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def spectrograms(
     waves: Sequence[np.ndarray] | np.ndarray,
     params: SpectrogramParams,
@@ -207,7 +187,7 @@ def spectrograms(
         by_length[len(clip)].append(index)
     budget = _BATCH_SAMPLES.get(device.type, _BATCH_SAMPLES["cuda"])
     module = transform(params, str(device))
-    with torch.inference_mode(), one_cpu_thread(device):
+    with torch.inference_mode(), cpu_threads(1 if device.type == "cpu" else None):
         for length, indices in by_length.items():
             per_batch = max(1, budget // length)
             for start in range(0, len(indices), per_batch):

@@ -14,8 +14,8 @@ import os
 import pickle
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ from sklearn.utils.validation import (
 )
 from torch import nn
 
-from bench.environment import resolve_device
+from bench.environment import cpu_threads, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
 
         # Seed weight init and dropout inside a fork, so the caller's global RNG is left alone.
         cuda = [device.index or 0] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda), _torch_threads(self.cpu_threads):
+        with torch.random.fork_rng(devices=cuda), cpu_threads(self.cpu_threads):
             torch.manual_seed(seed)
             module = self._build_module(self.input_shape_, len(self.classes_)).to(device)
             optimizer = self._make_optimizer(module.parameters())
@@ -197,7 +197,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "module_")
         x, rows = self._to_tensor(X, fit=False)
         device = next(self.module_.parameters()).device
-        with _torch_threads(self.cpu_threads):
+        with cpu_threads(self.cpu_threads):
             logits = _logits(self.module_, x, _autocast(device), self.eval_batch_size, device)
         proba = torch.softmax(logits.double(), dim=1).cpu().numpy()
         n_rows = _num_samples(X)
@@ -405,20 +405,6 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
             module = self._build_module(tuple(self.input_shape_), len(self.classes_))
             module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in weights.items()})
             self.module_ = module.eval()
-
-
-@contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
-    """Temporarily set torch's intra-op thread count (a process-wide setting)."""
-    if threads is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _autocast(device: torch.device) -> AbstractContextManager:
