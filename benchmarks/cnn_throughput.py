@@ -18,7 +18,6 @@ Writes ``reports/cnn_throughput.md`` (``--out``) and prints it.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import platform
 import shutil
@@ -36,6 +35,7 @@ from bench.data.synthetic import synth_gtzan
 from bench.features.cache import FeatureCache
 from bench.features.spectrogram import SpectrogramTransform
 from bench.models.cnn import CNNClassifier, ReferenceCNNClassifier
+from bench.models.torch_estimator import autocast
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,11 +78,13 @@ class PerItemDataset(torch.utils.data.Dataset):
         return image, label
 
 
-def _autocast(device: torch.device):
-    """The same precision as the estimator: bf16 autocast on CUDA, fp32 on the CPU."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+def _step(network, optimizer, model, images, targets, device: torch.device) -> None:
+    """One training step exactly as ``TorchClassifier`` takes it (augment, autocast, AdamW)."""
+    with autocast(device):
+        loss = F.cross_entropy(network(model._augment(images)), targets)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
 
 
 def _sync(device: torch.device) -> None:
@@ -108,11 +110,7 @@ def original_epochs(model, paths, labels, epochs: int, device: torch.device) -> 
             images, targets = images.to(device), targets.to(device)
             if standardise:
                 images = (images - mean) / scale
-            with _autocast(device):
-                loss = F.cross_entropy(network(model._augment(images)), targets)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            _step(network, optimizer, model, images, targets, device)
         _sync(device)
         seconds.append(time.perf_counter() - start)
     return len(dataset), seconds
@@ -134,11 +132,7 @@ def model_only_rate(model, n_inputs: int, device: torch.device, epochs: int) -> 
     for _ in range(epochs):
         start = time.perf_counter()
         for _ in range(steps):
-            with _autocast(device):
-                loss = F.cross_entropy(network(model._augment(images)), targets)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            _step(network, optimizer, model, images, targets, device)
         _sync(device)
         seconds.append(time.perf_counter() - start)
     return steps * model.batch_size / statistics.median(seconds)

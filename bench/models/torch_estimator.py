@@ -160,7 +160,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X: Any, y: Any) -> TorchClassifier:
         """Train on (X, y), holding out a validation slice for early stopping."""
         device = torch.device(resolve_device(self.device))
-        amp = _autocast(device)
+        amp = autocast(device)
         seed = int(check_random_state(self.random_state).randint(2**31 - 1))
 
         labels = self._encode_labels(X, y)
@@ -198,7 +198,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         x, rows = self._to_tensor(X, fit=False)
         device = next(self.module_.parameters()).device
         with cpu_threads(self.cpu_threads):
-            logits = _logits(self.module_, x, _autocast(device), self.eval_batch_size, device)
+            logits = _logits(self.module_, x, autocast(device), self.eval_batch_size, device)
         proba = torch.softmax(logits.double(), dim=1).cpu().numpy()
         n_rows = _num_samples(X)
         out = np.zeros((n_rows, proba.shape[1]))
@@ -407,7 +407,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
             self.module_ = module.eval()
 
 
-def _autocast(device: torch.device) -> AbstractContextManager:
+def autocast(device: torch.device) -> AbstractContextManager:
     """bf16 autocast on CUDA; plain fp32 on the CPU, where bf16 matmuls are slow and lossy."""
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
