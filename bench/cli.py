@@ -76,9 +76,66 @@ def _parser() -> argparse.ArgumentParser:
         "(default: the number of cores, at most 4)",
     )
     _tracking_arg(p)
+    p.add_argument(
+        "--tuned",
+        action="store_true",
+        help="also run each model with its parameters from experiments/tuned/<suite>.toml "
+        "(`bench tune`), on folds whose test sides exclude the tuning split",
+    )
     p.add_argument("--no-report", action="store_true", help="do not write the leaderboard")
     p.add_argument("--reports-dir", type=Path, default=Path("reports"))
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "tune",
+        help="tune a registered model with Optuna on the suite's development split",
+        description="Tune MODEL with Optuna. The objective is the mean CV metric on the suite's "
+        "development split (never the leaderboard's test tracks). Re-running the same command "
+        "continues the study until it holds --trials complete-or-pruned trials; the best "
+        "parameters go to experiments/tuned/<suite>.toml for `bench run --tuned`.",
+    )
+    p.add_argument("model", help="registered model name (see `bench models`)")
+    p.add_argument(
+        "--trials",
+        type=int,
+        default=50,
+        help="complete-or-pruned trials the study should hold in total (default: 50)",
+    )
+    p.add_argument("--suite", default="gtzan", help="suite whose data and protocol to tune on")
+    p.add_argument("--data-dir", type=Path, help="dataset folder (default: $BENCH_DATA or ./data)")
+    p.add_argument(
+        "--protocol",
+        choices=("stratified-kfold", "fault-filtered", "artist-kfold"),
+        help="validation protocol whose development split is tuned on (default: the suite's)",
+    )
+    p.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
+    p.add_argument(
+        "--metric",
+        help="accuracy, balanced_accuracy, f1_macro or log_loss "
+        "(default: the suite's [tuning] metric, else accuracy)",
+    )
+    p.add_argument(
+        "--storage",
+        help="Optuna storage: a journal file path (default: $BENCH_OPTUNA_STORAGE or "
+        "./optuna.journal), sqlite:///FILE (one worker) or postgresql://USER:PW@HOST:PORT/DB",
+    )
+    p.add_argument("--study", help="study name (default: SUITE.PROTOCOL.MODEL.METRIC)")
+    p.add_argument("--sampler", default="tpe", choices=("tpe", "random", "cmaes"))
+    p.add_argument("--pruner", default="median", choices=("median", "hyperband", "none"))
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=min(os.cpu_count() or 1, 4),
+        help="worker processes on this machine (default: the number of cores, at most 4)",
+    )
+    p.add_argument("--seed", type=int, help="seed of the split and sampler (default: the suite's)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    _tracking_arg(p)
+    p.set_defaults(func=cmd_tune)
+
+    p = sub.add_parser("studies", help="list Optuna studies with their best value and parameters")
+    p.add_argument("--storage", help="Optuna storage (default: as for `bench tune`)")
+    p.set_defaults(func=cmd_studies)
 
     p = sub.add_parser("report", help="write reports/<suite>/leaderboard.md from MLflow runs")
     p.add_argument("--suite", required=True)
@@ -156,6 +213,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     dataset = open_dataset(suite.dataset, args.data_dir, progress=sys.stderr.isatty())
     if dataset.skipped:
         log.warning("%d unreadable clip(s) skipped; listed on the MLflow run", len(dataset.skipped))
+    dev = None
+    if args.tuned:
+        from bench.tuning import apply_tuned
+
+        suite, dev = apply_tuned(suite, dataset)
     from bench.runner import run_suite
     from bench.tracking import Tracker
 
@@ -175,6 +237,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(
         f"suite {suite.name}: {dataset.name} ({len(dataset)} rows, {dataset.n_tracks} tracks), "
         f"{suite.protocol.describe()}, {len(suite.models)} model(s)"
+        + (f"; {dev.description}" if dev is not None else "")
     )
     with logging_redirect_tqdm():
         summary = run_suite(
@@ -185,6 +248,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             device=args.device,
             on_job=on_job,
             command=" ".join(["bench", *sys.argv[1:]]),
+            dev=dev,
         )
     if bar is not None:
         bar.close()
@@ -204,6 +268,135 @@ def _outcome(result) -> str:
     if result.status == "FINISHED":
         return f"acc {result.metrics['accuracy']:.3f}"
     return "FAILED"
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from bench import registry
+    from bench.errors import BenchError
+    from bench.suites import load_suite
+    from bench.tuning import METRICS, parse_storage
+
+    if args.trials < 1:
+        raise BenchError(f"--trials must be at least 1, got {args.trials}")
+    if args.workers < 1:
+        raise BenchError(f"--workers must be at least 1, got {args.workers}")
+    spec = registry.get(args.model)
+    suite = load_suite(args.suite).with_overrides(None, args.protocol, None, args.seed)
+    metric = args.metric or suite.tuning.metric
+    if metric not in METRICS:
+        raise BenchError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+    storage = parse_storage(args.storage)
+    from bench.tuning import check_search_space, open_storage
+
+    entries = {m.name: m.params for m in suite.models}
+    check_search_space(spec, dict(entries.get(spec.name, {})), suite.seed)
+    open_storage(storage)  # an unreachable database fails here, before the data is loaded
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from bench.data.catalog import open_dataset
+    from bench.data.splits import dev_split
+    from bench.environment import resolve_device
+    from bench.tracking import Tracker
+    from bench.tuning import TuneRequest, tune
+
+    device = resolve_device(args.device)
+    dataset = open_dataset(suite.dataset, args.data_dir, progress=sys.stderr.isatty())
+    dev = dev_split(
+        dataset, suite.protocol, suite.seed, suite.tuning.dev_fraction, suite.tuning.folds
+    )
+    study = args.study or f"{suite.name}.{suite.protocol.name}.{spec.name}.{metric}"
+    request = TuneRequest(
+        model=spec.name,
+        suite=suite,
+        dataset=dataset,
+        dev=dev,
+        trials=args.trials,
+        storage=storage,
+        study_name=study,
+        metric=metric,
+        sampler=args.sampler,
+        pruner=args.pruner,
+        workers=args.workers,
+        seed=suite.seed,
+        device=device,
+        timeout=args.timeout,
+        threads=max(1, (os.cpu_count() or 1) // args.workers),
+    )
+    tracker = Tracker(suite.name, args.tracking_uri)
+    print(
+        f"tuning {spec.name} on {dataset.name} ({dataset.n_tracks} tracks): {dev.description}; "
+        f"study {study!r} in {storage.display}"
+    )
+    bar = None
+
+    def on_progress(state):
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=args.trials, desc=f"tune {spec.name}", unit="trial", file=sys.stderr)
+        bar.n = min(state.done, args.trials)
+        best = "—" if state.best_value is None else f"{state.best_value:.4f}"
+        bar.set_postfix_str(f"best {metric} {best}, pruned {state.pruned}, failed {state.failed}")
+        bar.refresh()
+
+    with logging_redirect_tqdm():
+        try:
+            result = tune(request, tracker, on_progress, " ".join(["bench", *sys.argv[1:]]))
+        finally:
+            if bar is not None:
+                bar.close()
+    state = result.state
+    minutes, seconds = divmod(int(result.seconds), 60)
+    print(
+        f"study {study}: {state.done} trial(s) ({state.complete} complete, {state.pruned} pruned)"
+        f", {state.failed} failed; this command took {minutes}m{seconds:02d}s"
+    )
+    baseline = state.baseline
+    label = f"dev CV {metric}"
+    if baseline is not None:
+        print(f"  untuned {spec.name:<14} {label} {baseline:.4f}  (the suite's parameters)")
+    if state.best_value is not None:
+        gain = "" if baseline is None else f"  ({state.best_value - baseline:+.4f})"
+        print(
+            f"  tuned   {spec.name:<14} {label} {state.best_value:.4f}{gain}  "
+            f"(trial {state.best_number})"
+        )
+        shown = ", ".join(f"{k}={_short(v)}" for k, v in sorted(state.best_params.items()))
+        print(f"  best parameters: {shown}")
+        print(
+            f"written to {result.tuned_file}; `bench run --suite {suite.name} --tuned` scores "
+            "tuned beside default on folds that exclude the development tracks"
+        )
+    print(f"MLflow: {tracker.uri} (experiment bench/{suite.name}, run {result.parent_run_id})")
+    for error in result.errors:
+        print(f"bench: error: {error}", file=sys.stderr)
+    if state.done < args.trials and not args.timeout:
+        return 1
+    return 1 if result.errors else 0
+
+
+def _short(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def cmd_studies(args: argparse.Namespace) -> int:
+    from bench.tuning import list_studies, parse_storage
+
+    storage = parse_storage(args.storage)
+    rows = list_studies(storage)
+    if not rows:
+        print(f"no studies in {storage.display}")
+        return 0
+    print(f"studies in {storage.display}:")
+    for row in rows:
+        best = "—" if row["best"] is None else f"{row['best']:.4f}"
+        base = "—" if row["baseline"] is None else f"{row['baseline']:.4f}"
+        params = ", ".join(f"{k}={_short(v)}" for k, v in sorted(row["params"].items()))
+        print(
+            f"{row['study']}  model {row['model']}  {row['trials']} trials  "
+            f"best {row['metric']} {best} (untuned {base})  {params}"
+        )
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -54,6 +54,40 @@ def cpu_threads(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (a stale run's owner, after ``kill -9``)."""
+    import os
+
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def exit_with_owner(owner: int) -> None:
+    """End this process when process ``owner`` is gone (e.g. ``bench run`` after ``kill -9``).
+
+    Jobs and tuning workers are children of a forkserver, not of the command, so nothing else
+    stops an orphan from training on and writing where the resumed command will.
+    """
+    import os
+    import threading
+    import time
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if not pid_alive(owner):
+                os._exit(1)
+
+    threading.Thread(target=watch, name="bench-owner-watch", daemon=True).start()
+
+
 def git_commit() -> str:
     """The checkout's commit (``+dirty`` when it has uncommitted changes), or ``unknown``."""
     here = Path(__file__).resolve().parent

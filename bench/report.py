@@ -32,25 +32,31 @@ class Row:
     n_test: list[int]
     newest_parent: tuple[int, str] = (0, "")
     """(start time, parent run id) of the newest run in the row."""
+    variant: str = "default"
+    """``default`` (the suite's parameters) or ``tuned`` (``bench run --tuned``)."""
 
     @property
     def folds_finished(self) -> int:
         return len(self.accuracy)
 
 
+def _row_key(tags: dict[str, str]) -> tuple[str, str, str]:
+    return (tags["bench.model"], tags.get("bench.variant", "default"), tags["bench.protocol"])
+
+
 def collect(runs: list[dict[str, Any]]) -> list[Row]:
-    """One row per (model, protocol): its newest configuration, newest run of each fold."""
-    latest_config: dict[tuple[str, str], tuple[int, str]] = {}
+    """One row per (model, variant, protocol): its newest configuration, newest run per fold."""
+    latest_config: dict[tuple[str, str, str], tuple[int, str]] = {}
     for run in runs:
         tags = run["tags"]
-        key = (tags["bench.model"], tags["bench.protocol"])
+        key = _row_key(tags)
         stamp = (run["start_time"], tags["bench.config_hash"])
         latest_config[key] = max(latest_config.get(key, stamp), stamp)
-    rows: dict[tuple[str, str], Row] = {}
-    by_fold: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    rows: dict[tuple[str, str, str], Row] = {}
+    by_fold: dict[tuple[str, str, str], dict[str, dict[str, Any]]] = {}
     for run in sorted(runs, key=lambda r: r["start_time"]):
         tags = run["tags"]
-        key = (tags["bench.model"], tags["bench.protocol"])
+        key = _row_key(tags)
         if tags["bench.config_hash"] != latest_config[key][1]:
             continue
         folds = by_fold.setdefault(key, {})
@@ -62,12 +68,13 @@ def collect(runs: list[dict[str, Any]]) -> list[Row]:
         row = Row(
             key[0],
             sample.get("bench.family", "?"),
-            key[1],
-            sample.get("bench.protocol_description", key[1]),
+            key[2],
+            sample.get("bench.protocol_description", key[2]),
             *([] for _ in range(6)),
             failed_folds={},
             run_ids=[],
             n_test=[],
+            variant=key[1],
         )
         for fold, run in sorted(folds.items()):
             stamp = (run["start_time"], run["tags"].get("mlflow.parentRunId", ""))
@@ -115,7 +122,9 @@ def leaderboard_markdown(
     lines.append(f"Built by `bench report --suite {suite}` from the MLflow runs in {tracking_uri}.")
     lines.append(
         "Scores are means ± standard deviations over folds; times are per fold; test tracks "
-        "are summed over folds (audio models see only the tracks that have audio)."
+        "are summed over folds (audio models see only the tracks that have audio). "
+        "*params*: `default` is the suite's parameters, `tuned` those `bench tune` found on the "
+        "development split, which the tuned protocol's test sides exclude."
     )
     for protocol in sorted({r.protocol for r in rows} | {p for _, p in skips}):
         group = [r for r in rows if r.protocol == protocol]
@@ -124,10 +133,10 @@ def leaderboard_markdown(
         title = group[0].protocol_description if group else protocol
         lines += ["", f"## Protocol: {title} (`{protocol}`)", ""]
         lines.append(
-            "| rank | model | family | accuracy | macro-F1 | balanced acc. | log loss "
+            "| rank | model | params | family | accuracy | macro-F1 | balanced acc. | log loss "
             "| fit s | predict ms/item | test tracks | folds ok/failed | runs |"
         )
-        lines.append("|---:|---|---|---|---|---|---|---:|---:|---:|---:|---|")
+        lines.append("|---:|---|---|---|---|---|---|---|---:|---:|---:|---:|---|")
         for rank, row in enumerate(ranked, 1):
             if not row.accuracy:
                 scores = ["—"] * 7
@@ -147,16 +156,16 @@ def leaderboard_markdown(
                 rank_cell = str(rank) if sum(row.n_test) == full else "subset"
             runs = " ".join(f"`{r[:8]}`" for r in row.run_ids)
             lines.append(
-                f"| {rank_cell} | {row.model} | {row.family} | "
+                f"| {rank_cell} | {row.model} | {row.variant} | {row.family} | "
                 + " | ".join(scores)
                 + f" | {row.folds_finished}/{len(row.failed_folds)} | {runs} |"
             )
         failed = [(r, f, e) for r in group for f, e in sorted(r.failed_folds.items())]
         if failed:
-            lines += ["", f"### Failed jobs ({protocol})", "", "| model | fold | error |"]
-            lines.append("|---|---|---|")
+            lines += ["", f"### Failed jobs ({protocol})", "", "| model | params | fold | error |"]
+            lines.append("|---|---|---|---|")
             for row, fold, error in failed:
-                lines.append(f"| {row.model} | {fold} | {_cell(error)} |")
+                lines.append(f"| {row.model} | {row.variant} | {fold} | {_cell(error)} |")
         skipped = sorted((m, why) for (m, p), why in skips.items() if p == protocol)
         if skipped:
             lines += ["", f"### Skipped models ({protocol})", "", "| model | reason |", "|---|---|"]

@@ -28,8 +28,8 @@ import numpy as np
 
 from bench import artifacts, registry
 from bench.data.dataset import Dataset
-from bench.data.splits import Fold, make_folds
-from bench.environment import resolve_device, run_tags
+from bench.data.splits import DevSplit, Fold, make_folds
+from bench.environment import exit_with_owner, resolve_device, run_tags
 from bench.metrics import align_proba, classification_metrics
 from bench.suites import Suite
 from bench.tracking import Tracker
@@ -46,14 +46,20 @@ class Job:
     fold: Fold
     config_hash: str
     input_kind: str = "tabular"
+    variant: str = "default"
 
     @property
     def key(self) -> str:
         return f"{self.model}|{self.fold.name}|{self.config_hash}"
 
     @property
+    def label(self) -> str:
+        """The model as the leaderboard names it: ``mlp`` or ``mlp (tuned)``."""
+        return self.model if self.variant == "default" else f"{self.model} ({self.variant})"
+
+    @property
     def name(self) -> str:
-        return f"{self.model}/{self.fold.name}"
+        return f"{self.label}/{self.fold.name}"
 
 
 @dataclass
@@ -78,13 +84,16 @@ class RunSummary:
 AUDIO_KINDS = ("audio", "multimodal")
 
 
-def plan_jobs(suite: Suite, dataset: Dataset, device: str) -> tuple[list[Job], dict[str, str]]:
+def plan_jobs(
+    suite: Suite, dataset: Dataset, device: str, dev: DevSplit | None = None
+) -> tuple[list[Job], dict[str, str]]:
     """Every (model, fold) of the suite with its exact parameters, and models that cannot run.
 
     Audio and multimodal models see only the tracks that have audio; without any they are
-    skipped with the reason, never silently.
+    skipped with the reason, never silently. With ``dev`` (a ``--tuned`` run) the folds
+    leave the development split's tracks out of every test side.
     """
-    folds = make_folds(dataset, suite.protocol, suite.seed)
+    folds = make_folds(dataset, suite.protocol, suite.seed, dev)
     has_audio = np.array([t in dataset.audio for t in dataset.tracks])
     jobs, skipped = [], {}
     for entry in suite.models:
@@ -115,10 +124,23 @@ def plan_jobs(suite: Suite, dataset: Dataset, device: str) -> tuple[list[Job], d
             "seed": suite.seed,
             "data": dataset.fingerprint,
         }
+        if entry.variant != "default":
+            config["variant"] = entry.variant
+        if dev is not None and dev.held_out:
+            config["dev_split"] = dev.signature
         digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
         config_hash = digest.hexdigest()[:12]
         jobs.extend(
-            Job(entry.name, spec.family, spec.factory, params, f, config_hash, spec.input_kind)
+            Job(
+                entry.name,
+                spec.family,
+                spec.factory,
+                params,
+                f,
+                config_hash,
+                spec.input_kind,
+                entry.variant,
+            )
             for f in model_folds
         )
     return jobs, skipped
@@ -133,19 +155,27 @@ def run_suite(
     device: str = "auto",
     on_job: Callable[[JobResult | None, int], None] | None = None,
     command: str = "",
+    dev: DevSplit | None = None,
 ) -> RunSummary:
-    """Run every job not yet FINISHED; ``on_job(result, total)`` is called as each ends."""
+    """Run every job not yet FINISHED; ``on_job(result, total)`` is called as each ends.
+
+    ``dev``: the development split tuned parameters came from (``bench run --tuned``).
+    """
     device = resolve_device(device)
-    jobs, skipped_models = plan_jobs(suite, dataset, device)
+    jobs, skipped_models = plan_jobs(suite, dataset, device, dev)
     reaped = tracker.reap_stale_runs()
     if reaped:
         log.info("marked %d run(s) left RUNNING by a killed process as KILLED", reaped)
     done = tracker.finished_job_keys()
     pending = [j for j in jobs if j.key not in done]
+    protocol, description = suite.protocol.name, suite.protocol.describe()
+    if dev is not None and dev.held_out:
+        protocol = f"{protocol}:dev-{dev.signature}"
+        description = f"{description}, tuning split held out: {dev.description}"
     tags = {
         "bench.suite": suite.name,
-        "bench.protocol": suite.protocol.name,
-        "bench.protocol_description": suite.protocol.describe(),
+        "bench.protocol": protocol,
+        "bench.protocol_description": description,
         "bench.dataset": dataset.name,
         "bench.data_fingerprint": dataset.fingerprint,
         "bench.seed": str(suite.seed),
@@ -156,7 +186,7 @@ def run_suite(
     parent = tracker.start_parent(
         f"{suite.name} {time.strftime('%Y-%m-%d %H:%M:%S')}",
         params={
-            "models": ",".join(m.name for m in suite.models),
+            "models": ",".join(sorted({m.name for m in suite.models})),
             "folds": len({j.fold.name for j in jobs}),
             "n_rows": len(dataset),
             "n_tracks": dataset.n_tracks,
@@ -210,6 +240,7 @@ def _record(tracker: Tracker, parent: str, result: JobResult, tags: dict[str, st
     job_tags = {
         **tags,
         "bench.model": job.model,
+        "bench.variant": job.variant,
         "bench.family": job.family,
         "bench.fold": job.fold.name,
         "bench.config_hash": job.config_hash,
@@ -243,7 +274,7 @@ def _execute_all(
         while queue and len(running) < max(1, workers):
             job = queue.pop(0)
             receiver, sender = context.Pipe(duplex=False)
-            out = scratch / f"{job.model}-{job.fold.name}"
+            out = scratch / f"{job.model}-{job.variant}-{job.fold.name}"
             # Not a daemon: joblib (random forests' n_jobs) refuses to parallelise in daemons.
             process = context.Process(
                 target=_job_main, args=(job, dataset, out, threads, sender, os.getpid())
@@ -308,7 +339,7 @@ def _job_main(
     job: Job, dataset: Dataset, out: Path, threads: int, conn: Connection, owner: int
 ) -> None:
     """Child process: fit, predict, score, write artifacts, send a summary."""
-    _exit_with(owner)
+    exit_with_owner(owner)
     try:
         import threading
 
@@ -329,25 +360,6 @@ def _job_main(
         conn.close()
         _stop_worker_pools()
         os._exit(0)  # nothing left to wait for: the result is sent, artifacts are on disk
-
-
-def _exit_with(owner: int) -> None:
-    """End this job when ``bench run`` (pid ``owner``) is gone, e.g. after ``kill -9``.
-
-    Jobs are children of the forkserver, not of ``bench run``, so nothing else stops an orphan
-    from training on and writing into the checkpoint folder the resumed job will use.
-    """
-    import threading
-
-    def watch() -> None:
-        while True:
-            time.sleep(0.5)
-            try:
-                os.kill(owner, 0)
-            except ProcessLookupError:
-                os._exit(1)
-
-    threading.Thread(target=watch, name="bench-owner-watch", daemon=True).start()
 
 
 def _stop_worker_pools() -> None:

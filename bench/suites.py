@@ -35,6 +35,17 @@ DATASET_KINDS = ("gtzan", "synthetic-gtzan")
 class ModelEntry:
     name: str
     params: dict[str, Any] = field(default_factory=dict)
+    variant: str = "default"
+    """``default`` (the suite's parameters) or ``tuned`` (from the suite's tuned file)."""
+
+
+@dataclass(frozen=True)
+class TuningSpec:
+    """``[tuning]`` of a suite: the development split tuning sees, and what it maximises."""
+
+    dev_fraction: float = 0.4
+    folds: int = 3
+    metric: str = "accuracy"
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,7 @@ class Suite:
     model_seconds: float = 900.0
     description: str = ""
     path: Path | None = None
+    tuning: TuningSpec = TuningSpec()
 
     def with_overrides(
         self,
@@ -142,6 +154,10 @@ def _parse(raw: dict[str, Any], path: Path) -> Suite:
     if not models:
         raise BenchError(f"{path}: a suite needs at least one [[models]] entry")
     budget = raw.get("budget", {})
+    try:
+        tuning = TuningSpec(**raw.get("tuning", {}))
+    except TypeError as exc:
+        raise BenchError(f"{path}: [tuning]: {exc}") from None
     return Suite(
         name=raw.get("name", path.stem),
         dataset=dataset,
@@ -151,4 +167,80 @@ def _parse(raw: dict[str, Any], path: Path) -> Suite:
         model_seconds=float(budget.get("model_seconds", 900.0)),
         description=raw.get("description", ""),
         path=path,
+        tuning=tuning,
     )
+
+
+TUNED_DIR = Path("experiments") / "tuned"
+
+
+def tuned_path(suite: str) -> Path:
+    """Where `bench tune` writes best parameters: `./experiments/tuned/<suite>.toml`."""
+    return TUNED_DIR / f"{suite}.toml"
+
+
+def load_tuned(suite: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{model: {protocol: entry}}`` from the suite's tuned file, or ``{}`` when there is none.
+
+    Looked up in ``./experiments/tuned`` first, then beside the other suite folders.
+    """
+    candidates = [tuned_path(suite)] + [d / "tuned" / f"{suite}.toml" for d in suite_dirs()]
+    path = next((c for c in candidates if c.is_file()), None)
+    if path is None:
+        return {}
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise BenchError(f"{path}: invalid TOML ({exc})") from None
+
+
+def save_tuned(suite: str, model: str, protocol: str, entry: dict[str, Any]) -> Path:
+    """Record ``entry`` (best parameters and where they came from) for ``model`` x ``protocol``.
+
+    The file is rewritten whole through a temporary file, so a reader never sees half of it.
+    """
+    path = tuned_path(suite)
+    table = tomllib.loads(path.read_text()) if path.is_file() else {}
+    table.setdefault(model, {})[protocol] = entry
+    lines = [
+        f"# Best parameters found by `bench tune` for suite {suite!r}; read by",
+        f"# `bench run --suite {suite} --tuned`. One table per model and protocol.",
+    ]
+    for name in sorted(table):
+        for proto in sorted(table[name]):
+            lines += ["", f"[{name}.{_toml_key(proto)}]"]
+            lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in table[name][proto].items()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_suffix(".toml.tmp")
+    scratch.write_text("\n".join(lines) + "\n")
+    scratch.replace(path)
+    return path
+
+
+def _toml_key(key: str) -> str:
+    bare = key and all(c.isalnum() or c in "-_" for c in key)
+    return key if bare else _toml_value(key)
+
+
+def _toml_value(value: Any) -> str:
+    import json
+    import math
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        items = ", ".join(f"{_toml_key(str(k))} = {_toml_value(v)}" for k, v in value.items())
+        return "{ " + items + " }" if items else "{}"
+    if value is None:
+        raise BenchError("TOML has no null: a tuned parameter cannot be None")
+    raise BenchError(f"cannot write {type(value).__name__} {value!r} to TOML")

@@ -1,7 +1,8 @@
 """The only module that talks to MLflow.
 
 Layout: one experiment per suite (``bench/<suite>``), one parent run per ``bench run``, one child
-run per (model, fold) job. Jobs are identified by a ``bench.job_key`` tag (model, fold, config
+run per (model, fold) job; for tuning, one parent run per Optuna study and one nested run per
+trial. Jobs are identified by a ``bench.job_key`` tag (model, fold, config
 hash) so a re-run can skip what already FINISHED. The default store is SQLite ``./mlflow.db``:
 embedded, no server, and what ``mlflow ui --backend-store-uri sqlite:///mlflow.db`` reads.
 """
@@ -15,12 +16,14 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from bench.environment import pid_alive
 from bench.errors import BenchError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 KIND, JOB, PARENT, SKIP = "bench.kind", "job", "parent", "skip"
+STUDY, TRIAL = "study", "trial"
 
 
 def resolve_uri(uri: str | None = None) -> str:
@@ -70,7 +73,7 @@ class Tracker:
         reaped = 0
         for run in self._search("attributes.status = 'RUNNING'"):
             tags = run.data.tags
-            if tags.get("bench.host") == host and not _alive(int(tags.get("bench.pid", "0"))):
+            if tags.get("bench.host") == host and not pid_alive(int(tags.get("bench.pid", "0"))):
                 self.client.set_terminated(run.info.run_id, "KILLED")
                 reaped += 1
         return reaped
@@ -158,19 +161,88 @@ class Tracker:
 
     def job_runs(self, kind: str = JOB) -> list[dict[str, Any]]:
         """Every job (or skip) run of the suite as a flat dict (for reports)."""
-        rows = []
-        for run in self._search(f"tags.`{KIND}` = '{kind}'"):
-            rows.append(
-                {
-                    "run_id": run.info.run_id,
-                    "status": run.info.status,
-                    "start_time": run.info.start_time,
-                    "params": dict(run.data.params),
-                    "metrics": dict(run.data.metrics),
-                    "tags": dict(run.data.tags),
-                }
-            )
-        return rows
+        return [_flat(run) for run in self._search(f"tags.`{KIND}` = '{kind}'")]
+
+    def study_parent(self, study: str, params: Mapping[str, Any], tags: Mapping[str, str]) -> str:
+        """The parent run of an Optuna study: the existing one when the study is continued."""
+        found = self._search(f"tags.`{KIND}` = '{STUDY}' and tags.`bench.study` = '{study}'")
+        if found:
+            run_id = sorted(found, key=lambda r: r.info.start_time)[0].info.run_id
+            self.client.update_run(run_id, status="RUNNING")
+            for key, value in tags.items():
+                self.client.set_tag(run_id, key, value)
+            return run_id
+        run = self.client.create_run(
+            self.experiment_id,
+            tags={"mlflow.runName": f"tune {study}", KIND: STUDY, "bench.study": study, **tags},
+        )
+        self._log(run.info.run_id, params=params)
+        return run.info.run_id
+
+    def logged_trials(self, parent_id: str) -> set[int]:
+        runs = self._search(
+            f"tags.`{KIND}` = '{TRIAL}' and tags.`mlflow.parentRunId` = '{parent_id}'"
+        )
+        return {int(run.data.tags["bench.trial_number"]) for run in runs}
+
+    def log_trial(
+        self,
+        parent_id: str,
+        number: int,
+        *,
+        state: str,
+        params: Mapping[str, Any],
+        metrics: Mapping[str, float],
+        intermediate: Mapping[int, float],
+        tags: Mapping[str, str],
+    ) -> str:
+        """One finished Optuna trial as a nested run; ``intermediate`` values go in by step."""
+        status = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}[state]
+        run = self.client.create_run(
+            self.experiment_id,
+            tags={
+                "mlflow.runName": f"trial {number}",
+                "mlflow.parentRunId": parent_id,
+                KIND: TRIAL,
+                "bench.trial_number": str(number),
+                "bench.trial_state": state,
+                **tags,
+            },
+        )
+        run_id = run.info.run_id
+        self._log(run_id, params=params, metrics=metrics)
+        for step, value in sorted(intermediate.items()):
+            self._log(run_id, metrics={"intermediate": value}, step=step)
+        self.client.set_terminated(run_id, status)
+        return run_id
+
+    def end_study(
+        self,
+        run_id: str,
+        metrics: Mapping[str, float],
+        tags: Mapping[str, str],
+        files: Iterable[Path] = (),
+        status: str = "FINISHED",
+    ) -> None:
+        """Close a study's parent run; best parameters go in as tags (a continued study's best
+        changes, and MLflow params cannot)."""
+        self._log(run_id, metrics=metrics)
+        for key, value in tags.items():
+            self.client.set_tag(run_id, key, value)
+        for path in files:
+            self.client.log_artifact(run_id, str(path))
+        self.client.set_terminated(run_id, status)
+
+    def study_runs(self, study: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        """A study's parent run and its trial runs, as flat dicts (for tests and reports)."""
+        parents = self._search(f"tags.`{KIND}` = '{STUDY}' and tags.`bench.study` = '{study}'")
+        if not parents:
+            return None, []
+        parent = _flat(parents[0])
+        trials = self._search(
+            f"tags.`{KIND}` = '{TRIAL}' and tags.`mlflow.parentRunId` = '{parent['run_id']}'"
+        )
+        return parent, [_flat(run) for run in trials]
 
     def _search(self, filter_string: str) -> list[Any]:
         runs, token = [], None
@@ -202,16 +274,15 @@ class Tracker:
         )
 
 
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _flat(run: Any) -> dict[str, Any]:
+    return {
+        "run_id": run.info.run_id,
+        "status": run.info.status,
+        "start_time": run.info.start_time,
+        "params": dict(run.data.params),
+        "metrics": dict(run.data.metrics),
+        "tags": dict(run.data.tags),
+    }
 
 
 def download_run_files(

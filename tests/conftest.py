@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -70,3 +71,44 @@ def write_tabular_gtzan(
 @pytest.fixture
 def tabular_gtzan(tmp_path: Path) -> Path:
     return write_tabular_gtzan(tmp_path / "gtzan")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL server on 127.0.0.1 (Debian's `postgresql` package).
+
+    `.ci/run` installs the package; where it is absent the tests that need it are skipped
+    with the reason.
+    """
+    import glob
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found:
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    bin_dir = Path(found[-1]).parent
+    as_postgres: list[str] = []
+    if os.geteuid() == 0:  # the server refuses to run as root
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    root = Path(tempfile.mkdtemp(prefix="bench-pg-"))
+    if as_postgres:
+        shutil.chown(root, "postgres")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    run = lambda *cmd: subprocess.run(  # noqa: E731
+        [*as_postgres, *cmd], check=True, capture_output=True, text=True, timeout=120
+    )
+    run(str(bin_dir / "initdb"), "-D", str(root / "db"), "-A", "trust", "-U", "bench")
+    options = f"-h 127.0.0.1 -p {port} -k {root}"
+    run(str(bin_dir / "pg_ctl"), "-D", str(root / "db"), "-o", options, "-l", str(root / "log"),
+        "-w", "start")  # fmt: skip
+    try:
+        run(str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "bench", "optuna")
+        yield f"postgresql://bench:bench@127.0.0.1:{port}/optuna"
+    finally:
+        run(str(bin_dir / "pg_ctl"), "-D", str(root / "db"), "-m", "immediate", "stop")
+        shutil.rmtree(root, ignore_errors=True)

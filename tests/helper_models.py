@@ -35,3 +35,34 @@ if "boom" not in _REGISTRY:
     def sleepy(seconds: float = 30.0) -> Sleepy:
         """Sleeps before fitting a logistic regression."""
         return Sleepy(seconds=seconds)
+
+
+class Flaky(LogisticRegression):
+    """Fails for half of its search space (C above 1)."""
+
+    def fit(self, X, y):
+        if self.C > 1.0:
+            raise ValueError(f"flaky: C={self.C:.3g} is above 1")
+        return super().fit(X, y)
+
+
+def _c_space(trial):
+    return {"C": trial.suggest_float("C", 1e-2, 1e2, log=True)}
+
+
+if "flaky" not in _REGISTRY:
+
+    @register("flaky", family="test", search_space=_c_space)
+    def flaky(C: float = 0.5) -> Flaky:
+        """Raises in fit when C > 1."""
+        return Flaky(C=C, max_iter=500)
+
+    @register("boom_tunable", family="test", search_space=_c_space)
+    def boom_tunable(C: float = 1.0) -> Exploding:
+        """Has a search space, and always raises in fit."""
+        return Exploding(C=C)
+
+    @register("hollow", family="test", search_space=lambda trial: {})
+    def hollow(C: float = 1.0) -> LogisticRegression:
+        """Declares a search space that suggests nothing."""
+        return LogisticRegression(C=C)

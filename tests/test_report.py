@@ -32,26 +32,27 @@ def test_leaderboard_numbers_equal_mlflow_metrics(tabular_gtzan: Path, tmp_path:
         protocol = re.search(r"\(`([a-z-]+)`\)", section.splitlines()[0])[1]
         for line in section.splitlines():
             cells = [c.strip() for c in line.strip("|").split("|")]
-            if len(cells) != 12 or not cells[0].isdigit():
+            if len(cells) != 13 or not cells[0].isdigit():
                 continue
             model = cells[1]
+            assert cells[2] == "default"
             mine = [
                 r
                 for r in runs
                 if r.data.tags["bench.model"] == model and r.data.tags["bench.protocol"] == protocol
             ]
             for col, metric in (
-                (3, "accuracy"),
-                (4, "f1_macro"),
-                (5, "balanced_accuracy"),
-                (6, "log_loss"),
+                (4, "accuracy"),
+                (5, "f1_macro"),
+                (6, "balanced_accuracy"),
+                (7, "log_loss"),
             ):
                 values = [r.data.metrics[metric] for r in mine]
                 assert cells[col] == f"{np.mean(values):.4f} ± {np.std(values):.4f}"
             fit = np.mean([r.data.metrics["fit_seconds"] for r in mine])
-            assert cells[7] == f"{fit:.2f}"
-            assert cells[9] == str(sum(int(r.data.params["n_test"]) for r in mine))
-            assert cells[10] == f"{len(mine)}/0"
-            assert set(cells[11].replace("`", "").split()) == {r.info.run_id[:8] for r in mine}
+            assert cells[8] == f"{fit:.2f}"
+            assert cells[10] == str(sum(int(r.data.params["n_test"]) for r in mine))
+            assert cells[11] == f"{len(mine)}/0"
+            assert set(cells[12].replace("`", "").split()) == {r.info.run_id[:8] for r in mine}
             checked += 1
     assert checked == 3

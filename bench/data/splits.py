@@ -51,39 +51,135 @@ class Fold:
     test: np.ndarray
 
 
-def make_folds(dataset: Dataset, protocol: Protocol, seed: int) -> list[Fold]:
-    """Row indices of each fold's train and test side."""
+@dataclass(frozen=True)
+class DevSplit:
+    """The tracks hyperparameters are tuned on, and the inner folds over them.
+
+    Tuning must never see a track the leaderboard tests on. For the artist-filtered split that
+    is free: tuning uses train -> valid and the test list stays unseen. For k-fold protocols a
+    share of the tracks (``fraction``, stratified; whole artist groups for ``artist-kfold``) is
+    set aside: tuning cross-validates inside it, and a tuned leaderboard runs its k folds over
+    the other tracks, with the development tracks added to every training side only.
+    """
+
+    protocol: str
+    tracks: np.ndarray
+    folds: list[Fold]
+    held_out: bool
+    """True when the leaderboard folds must exclude ``tracks`` from their test sides."""
+    description: str
+
+    @property
+    def signature(self) -> str:
+        """Names this exact split, so tuned parameters are never scored on their own dev tracks."""
+        import hashlib
+
+        digest = hashlib.sha256("\n".join([self.protocol, *sorted(self.tracks)]).encode())
+        return digest.hexdigest()[:12]
+
+
+def dev_split(
+    dataset: Dataset, protocol: Protocol, seed: int, fraction: float = 0.4, folds: int = 3
+) -> DevSplit:
+    """The development split of ``protocol`` (see :class:`DevSplit`)."""
     if protocol.name == "fault-filtered":
-        return _fault_filtered(dataset, dataset.root / protocol.split_lists)
-    tracks, track_labels = _tracks_with_labels(dataset)
-    if protocol.name == "stratified-kfold":
-        from sklearn.model_selection import StratifiedKFold
+        sides = _fault_filtered_sides(dataset, dataset.root / protocol.split_lists)
+        fold = Fold("valid", _rows(dataset, sides["train"]), _rows(dataset, sides["valid"]))
+        tracks = np.array(sides["train"] + sides["valid"])
+        described = (
+            f"tuned on train -> valid ({len(sides['train'])} -> {len(sides['valid'])} tracks); "
+            "the test list is never seen"
+        )
+        return DevSplit(protocol.name, tracks, [fold], False, described)
+    if not 0 < fraction < 1:
+        raise DataError(f"the development fraction must be in (0, 1), got {fraction}")
+    tracks, labels, groups = _protocol_tracks(dataset, protocol)
+    if groups is None:
+        from sklearn.model_selection import train_test_split
 
-        _check_enough(track_labels, protocol.folds, "tracks")
-        splitter = StratifiedKFold(protocol.folds, shuffle=True, random_state=seed)
-        parts = splitter.split(tracks, track_labels)
-    else:
-        from sklearn.model_selection import StratifiedGroupKFold
+        _check_enough(labels, 2, "tracks")
+        _, dev = train_test_split(
+            np.arange(len(tracks)), test_size=fraction, stratify=labels, random_state=seed
+        )
+        dev = np.sort(dev)
+    else:  # whole artist groups: the nearest 1/k share that stratified group folds can cut
+        share = max(2, round(1 / fraction))
+        _, dev = next(iter(_splitter(protocol.name, share, seed).split(tracks, labels, groups)))
+    dev_groups = None if groups is None else groups[dev]
+    _check_enough(labels[dev], folds, "development tracks")
+    inner = _splitter(protocol.name, folds, seed).split(tracks[dev], labels[dev], dev_groups)
+    inner_folds = [
+        Fold(f"dev{k}", _rows(dataset, tracks[dev][tr]), _rows(dataset, tracks[dev][te]))
+        for k, (tr, te) in enumerate(inner)
+    ]
+    unit = "whole artist groups" if groups is not None else "stratified"
+    described = (
+        f"tuned by {folds}-fold CV on {len(dev)} development tracks ({unit}); tuned "
+        f"leaderboards test only the other {len(tracks) - len(dev)}"
+    )
+    return DevSplit(protocol.name, tracks[dev], inner_folds, True, described)
 
-        groups = read_groups(dataset.root / protocol.groups)
-        known = np.array([t in groups for t in tracks])
-        if not known.all():
-            log.warning(
-                "%d of %d tracks have no artist group in %s and are left out",
-                (~known).sum(),
-                len(tracks),
-                protocol.groups,
-            )
-        tracks, track_labels = tracks[known], track_labels[known]
-        group_ids = np.array([groups[t] for t in tracks])
-        if len(np.unique(group_ids)) < protocol.folds:
-            raise DataError(f"{protocol.groups}: fewer artist groups than {protocol.folds} folds")
-        splitter = StratifiedGroupKFold(protocol.folds, shuffle=True, random_state=seed)
-        parts = splitter.split(tracks, track_labels, group_ids)
+
+def make_folds(
+    dataset: Dataset, protocol: Protocol, seed: int, dev: DevSplit | None = None
+) -> list[Fold]:
+    """Row indices of each fold's train and test side.
+
+    With ``dev`` (a held-out development split) the folds are made over the other tracks, and
+    the development tracks join every training side: no test side holds a track tuning saw.
+    """
+    if protocol.name == "fault-filtered":
+        sides = _fault_filtered_sides(dataset, dataset.root / protocol.split_lists)
+        train = _rows(dataset, np.array(sides["train"] + sides["valid"]))
+        return [Fold("test", train, _rows(dataset, np.array(sides["test"])))]
+    tracks, labels, groups = _protocol_tracks(dataset, protocol)
+    extra = np.array([], dtype=int)
+    if dev is not None and dev.held_out:
+        keep = ~np.isin(tracks, dev.tracks)
+        extra = _rows(dataset, dev.tracks)
+        tracks, labels = tracks[keep], labels[keep]
+        groups = None if groups is None else groups[keep]
+    if groups is None:
+        _check_enough(labels, protocol.folds, "tracks")
+    elif len(np.unique(groups)) < protocol.folds:
+        raise DataError(f"{protocol.groups}: fewer artist groups than {protocol.folds} folds")
+    parts = _splitter(protocol.name, protocol.folds, seed).split(tracks, labels, groups)
     return [
-        Fold(f"fold{k}", _rows(dataset, tracks[tr]), _rows(dataset, tracks[te]))
+        Fold(
+            f"fold{k}",
+            np.sort(np.concatenate([_rows(dataset, tracks[tr]), extra])),
+            _rows(dataset, tracks[te]),
+        )
         for k, (tr, te) in enumerate(parts)
     ]
+
+
+def _protocol_tracks(
+    dataset: Dataset, protocol: Protocol
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Tracks, their labels and (for ``artist-kfold``) their artist groups."""
+    tracks, track_labels = _tracks_with_labels(dataset)
+    if protocol.name == "stratified-kfold":
+        return tracks, track_labels, None
+    groups = read_groups(dataset.root / protocol.groups)
+    known = np.array([t in groups for t in tracks])
+    if not known.all():
+        log.warning(
+            "%d of %d tracks have no artist group in %s and are left out",
+            (~known).sum(),
+            len(tracks),
+            protocol.groups,
+        )
+    tracks, track_labels = tracks[known], track_labels[known]
+    return tracks, track_labels, np.array([groups[t] for t in tracks])
+
+
+def _splitter(protocol: str, folds: int, seed: int):
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    if protocol == "stratified-kfold":
+        return StratifiedKFold(folds, shuffle=True, random_state=seed)
+    return StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
 
 
 def read_track_list(path: Path) -> list[str]:
@@ -113,7 +209,7 @@ def read_groups(path: Path) -> dict[str, str]:
     return groups
 
 
-def _fault_filtered(dataset: Dataset, lists: Path) -> list[Fold]:
+def _fault_filtered_sides(dataset: Dataset, lists: Path) -> dict[str, list[str]]:
     present = set(dataset.tracks)
     sides = {}
     for side in ("train", "valid", "test"):
@@ -128,8 +224,7 @@ def _fault_filtered(dataset: Dataset, lists: Path) -> list[Fold]:
     overlap = set(sides["test"]) & (set(sides["train"]) | set(sides["valid"]))
     if overlap:
         raise DataError(f"{lists}: {sorted(overlap)[0]} is on both sides of the split")
-    train = _rows(dataset, np.array(sides["train"] + sides["valid"]))
-    return [Fold("test", train, _rows(dataset, np.array(sides["test"])))]
+    return sides
 
 
 def _tracks_with_labels(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,16 @@ from typing import Any
 from bench.registry import register
 
 
-@register("cnn_ref", family="cnn", input_kind="audio")
+def _cnn_ref_space(trial: Any) -> dict[str, Any]:
+    """The reference keeps its input and architecture; its optimiser settings are tuned."""
+    return {
+        "lr": trial.suggest_float("lr", 1e-4, 1e-2, log=True),
+        "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True),
+        "batch_size": trial.suggest_categorical("batch_size", [32, 64, 128]),
+    }
+
+
+@register("cnn_ref", family="cnn", input_kind="audio", search_space=_cnn_ref_space)
 def cnn_ref(
     seconds: float = 1.0,
     offset: float = 0.0,

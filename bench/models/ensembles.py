@@ -98,7 +98,18 @@ def bagging(
     )
 
 
-@register("bagging_mlp", family="bagging")
+def _bagging_mlp_space(trial: Any) -> dict[str, Any]:
+    return {
+        "n_estimators": trial.suggest_int("n_estimators", 3, 15),
+        "max_samples": trial.suggest_float("max_samples", 0.5, 1.0),
+        "mlp_params": {
+            "dropout": trial.suggest_float("dropout", 0.0, 0.6),
+            "weight_decay": trial.suggest_float("weight_decay", 1e-5, 1e-1, log=True),
+        },
+    }
+
+
+@register("bagging_mlp", family="bagging", search_space=_bagging_mlp_space)
 def bagging_mlp(
     n_estimators: int = 5,
     max_samples: float = 0.9,
@@ -154,7 +165,12 @@ def hist_gb(
     )
 
 
-@register("stack", family="stacking")
+def _stack_space(trial: Any) -> dict[str, Any]:
+    """The meta-learner's regularisation (members keep the suite's parameters)."""
+    return {"final_C": trial.suggest_float("final_C", 1e-2, 1e2, log=True)}
+
+
+@register("stack", family="stacking", search_space=_stack_space)
 def stack(
     estimators: list[str] | tuple[str, ...] = DEFAULT_STACK,
     estimator_params: dict[str, dict[str, Any]] | None = None,
@@ -190,7 +206,7 @@ def _member(name: str, params: dict[str, Any], device: str, random_state: int | 
     return spec.create(**spec.complete(params, random_state, device))
 
 
-@register("stack_multimodal", family="stacking", input_kind="multimodal")
+@register("stack_multimodal", family="stacking", input_kind="multimodal", search_space=_stack_space)
 def stack_multimodal(
     tabular: list[str] | tuple[str, ...] = ("logreg", "svm", "xgboost"),
     audio: list[str] | tuple[str, ...] = ("cnn",),

@@ -227,7 +227,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         n = len(x_train)
         for epoch in range(progress.epoch + 1, self.epochs + 1):
             if self.patience is not None and epoch - 1 - progress.best_epoch >= self.patience:
-                log.info(
+                log.debug(
                     "early stop before epoch %d: best was epoch %d", epoch, progress.best_epoch
                 )
                 break
