@@ -236,8 +236,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     print(
         f"suite {suite.name}: {dataset.name} ({len(dataset)} rows, {dataset.n_tracks} tracks), "
-        f"{suite.protocol.describe()}, {len(suite.models)} model(s)"
-        + (f"; {dev.description}" if dev is not None else "")
+        f"{suite.protocol.describe()}, {len({m.name for m in suite.models})} model(s)"
+        + (
+            f" ({sum(m.variant == 'tuned' for m in suite.models)} tuned too); {dev.description}"
+            if dev is not None
+            else ""
+        )
     )
     with logging_redirect_tqdm():
         summary = run_suite(

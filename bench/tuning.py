@@ -384,6 +384,19 @@ def validate(request: TuneRequest) -> registry.ModelSpec:
     return spec
 
 
+def objective_for(request: TuneRequest, spec: registry.ModelSpec) -> Objective:
+    return Objective(
+        spec,
+        request.base_params,
+        request.dataset,
+        request.dev,
+        request.metric,
+        request.seed,
+        request.device,
+        request.threads,
+    )
+
+
 def check_search_space(spec: registry.ModelSpec, base_params: dict[str, Any], seed: int) -> None:
     """The model declares a search space that suggests something its factory accepts."""
     if spec.search_space is None:
@@ -531,16 +544,7 @@ def work(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     spec = registry.get(request.model)
     storage = open_storage(request.storage)
-    objective = Objective(
-        spec,
-        request.base_params,
-        request.dataset,
-        request.dev,
-        request.metric,
-        request.seed,
-        request.device,
-        request.threads,
-    )
+    objective = objective_for(request, spec)
     # One worker alone replays exactly; parallel workers must not sample identical points.
     seed = request.seed if request.workers == 1 else request.seed * 1000 + index + os.getpid()
     study = optuna.load_study(
@@ -757,16 +761,7 @@ def _baseline(request: TuneRequest, spec: registry.ModelSpec, study: Any, lock: 
     with lock():
         if "bench.baseline_value" in study.user_attrs:
             return
-        objective = Objective(
-            spec,
-            request.base_params,
-            request.dataset,
-            request.dev,
-            request.metric,
-            request.seed,
-            request.device,
-            request.threads,
-        )
+        objective = objective_for(request, spec)
         try:
             value = objective.evaluate(request.base_params)
         except Exception as exc:

@@ -155,6 +155,11 @@ def test_tune_logs_every_trial_writes_best_and_continues(
     assert parent["metrics"]["best_dev_accuracy"] == pytest.approx(best)
     assert parent["status"] == "FINISHED"
 
+    assert main(["studies"]) == 0
+    listed = capsys.readouterr().out
+    assert "tune.stratified-kfold.logreg.accuracy  model logreg  6 trials  " in listed
+    assert f"best accuracy {best:.4f} (untuned {baseline:.4f})" in listed
+
     # The same command with a larger target continues the study under the same parent run.
     assert main([*args[:2], "--trials", "9", *args[4:], "--workers", "1"]) == 0
     study = _study("tune.stratified-kfold.logreg.accuracy")
