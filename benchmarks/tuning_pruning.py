@@ -74,7 +74,10 @@ def main() -> None:
         dataset, suite.protocol, suite.seed, suite.tuning.dev_fraction, suite.tuning.folds
     )
     rows = []
+    home = Path.cwd()
+    args.out = args.out.resolve()
     with tempfile.TemporaryDirectory() as scratch:
+        os.chdir(scratch)  # tune() writes experiments/tuned/: keep that out of the checkout
         for seed in args.seeds:
             t_none, s_none = one_study(
                 suite, dataset, dev, seed, "none", args.trials, Path(scratch)
@@ -89,6 +92,7 @@ def main() -> None:
                 f"{t_none / t_med:.2f}x",
                 flush=True,
             )
+        os.chdir(home)
     accept_seconds, accept_out = acceptance(args.data_dir, args.trials)
     print(accept_out)
 
