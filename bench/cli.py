@@ -276,21 +276,14 @@ def _outcome(result) -> str:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     from bench import registry
-    from bench.errors import BenchError
     from bench.suites import load_suite
-    from bench.tuning import METRICS, parse_storage
+    from bench.tuning import check_options, check_search_space, open_storage, parse_storage
 
-    if args.trials < 1:
-        raise BenchError(f"--trials must be at least 1, got {args.trials}")
-    if args.workers < 1:
-        raise BenchError(f"--workers must be at least 1, got {args.workers}")
-    spec = registry.get(args.model)
+    storage = parse_storage(args.storage)
     suite = load_suite(args.suite).with_overrides(None, args.protocol, None, args.seed)
     metric = args.metric or suite.tuning.metric
-    if metric not in METRICS:
-        raise BenchError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
-    storage = parse_storage(args.storage)
-    from bench.tuning import check_search_space, open_storage
+    check_options(args.trials, args.workers, metric, args.sampler, args.pruner, storage)
+    spec = registry.get(args.model)
 
     entries = {m.name: m.params for m in suite.models}
     check_search_space(spec, dict(entries.get(spec.name, {})), suite.seed)

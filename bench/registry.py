@@ -39,12 +39,17 @@ class ModelSpec:
     def create(self, **params: Any) -> Any:
         return self.factory(**params)
 
+    @property
+    def parameters(self) -> tuple[str, ...]:
+        """The factory's parameter names."""
+        return tuple(inspect.signature(self.factory).parameters)
+
     def complete(self, params: dict[str, Any], seed: int | None, device: str) -> dict[str, Any]:
         """``params`` checked against the factory, plus the seed and device where it takes them.
 
         The result is sorted so that it hashes the same however the suite file ordered it.
         """
-        accepted = inspect.signature(self.factory).parameters
+        accepted = self.parameters
         unknown = sorted(set(params) - set(accepted))
         if unknown:
             raise BenchError(

@@ -106,9 +106,7 @@ def plan_jobs(
                     "clips under genres_original/"
                 )
                 continue
-            model_folds = [
-                Fold(f.name, f.train[has_audio[f.train]], f.test[has_audio[f.test]]) for f in folds
-            ]
+            model_folds = audio_folds(dataset, folds)
             empty = [f.name for f in model_folds if not len(f.test) or not len(f.train)]
             if empty:
                 skipped[entry.name] = (
@@ -144,6 +142,12 @@ def plan_jobs(
             for f in model_folds
         )
     return jobs, skipped
+
+
+def audio_folds(dataset: Dataset, folds: list[Fold]) -> list[Fold]:
+    """``folds`` restricted to the rows that have audio (for audio and multimodal models)."""
+    has_audio = np.array([t in dataset.audio for t in dataset.tracks])
+    return [Fold(f.name, f.train[has_audio[f.train]], f.test[has_audio[f.test]]) for f in folds]
 
 
 def run_suite(
@@ -386,10 +390,10 @@ def _fit_and_score(
         params["checkpoint_dir"] = str(checkpoints)
     model = job.factory(**params)
     start = time.perf_counter()
-    model.fit(_take(inputs, fold.train), dataset.labels[fold.train])
+    model.fit(take_rows(inputs, fold.train), dataset.labels[fold.train])
     fit_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    raw = model.predict_proba(_take(inputs, fold.test))
+    raw = model.predict_proba(take_rows(inputs, fold.test))
     predict_seconds = time.perf_counter() - start
     proba = align_proba(raw, model.classes_, len(dataset.classes))
     y_true = dataset.labels[fold.test]
@@ -455,7 +459,8 @@ def checkpoint_dir(job: Job) -> Path:
     return cache_home() / "checkpoints" / f"{job.model}-{job.fold.name}-{job.config_hash}"
 
 
-def _take(inputs: Any, rows: np.ndarray) -> Any:
+def take_rows(inputs: Any, rows: np.ndarray) -> Any:
+    """Rows of a model's inputs: a DataFrame (multimodal) or an array."""
     return inputs.iloc[rows] if hasattr(inputs, "iloc") else inputs[rows]
 
 

@@ -61,7 +61,6 @@ HEARTBEAT_SECONDS = 5
 GRACE_SECONDS = 30
 """A RUNNING trial whose worker sent no heartbeat for this long is failed and re-queued."""
 MAX_FAILURES_IN_A_ROW = 5
-AUDIO_KINDS = ("audio", "multimodal")
 
 
 # --- storage ----------------------------------------------------------------------------------
@@ -241,10 +240,10 @@ class Objective:
 
         from bench.environment import cpu_threads
         from bench.metrics import align_proba, classification_metrics
+        from bench.runner import take_rows
 
         full = self.spec.complete(params, self.seed, self.device)
-        accepted = registry_params(self.spec)
-        if "n_jobs" in accepted and full.get("n_jobs") is None:
+        if "n_jobs" in self.spec.parameters and full.get("n_jobs") is None:
             full["n_jobs"] = self.threads
         scores: list[float] = []
         with threadpool_limits(self.threads), cpu_threads(self.threads):
@@ -252,8 +251,8 @@ class Objective:
                 model = self.spec.factory(**full)
                 if trial is not None and self.epoch_based:
                     model.set_params(callbacks=[_EpochReport(trial, index * self.stride, self)])
-                model.fit(_take(self.inputs, fold.train), self.labels[fold.train])
-                raw = model.predict_proba(_take(self.inputs, fold.test))
+                model.fit(take_rows(self.inputs, fold.train), self.labels[fold.train])
+                raw = model.predict_proba(take_rows(self.inputs, fold.test))
                 proba = align_proba(raw, model.classes_, self.n_classes)
                 scores.append(classification_metrics(self.labels[fold.test], proba)[self.metric])
                 if trial is not None and not self.epoch_based:
@@ -290,29 +289,18 @@ class _EpochReport:
         return self  # holds a live trial; clone() must not copy it
 
 
-def registry_params(spec: registry.ModelSpec) -> set[str]:
-    import inspect
-
-    return set(inspect.signature(spec.factory).parameters)
-
-
 def _model_folds(spec: registry.ModelSpec, dataset: Dataset, dev: DevSplit) -> list[Fold]:
+    from bench.runner import AUDIO_KINDS, audio_folds
+
     if spec.input_kind not in AUDIO_KINDS:
         return dev.folds
-    has_audio = np.array([t in dataset.audio for t in dataset.tracks])
-    folds = [
-        Fold(f.name, f.train[has_audio[f.train]], f.test[has_audio[f.test]]) for f in dev.folds
-    ]
+    folds = audio_folds(dataset, dev.folds)
     if any(not len(f.train) or not len(f.test) for f in folds):
         raise BenchError(
             f"{spec.name} needs audio ({spec.input_kind}) on both sides of every development "
-            f"fold; {int(has_audio.sum())} of {len(has_audio)} rows have audio"
+            f"fold; {len(dataset.audio)} of {dataset.n_tracks} tracks have audio"
         )
     return folds
-
-
-def _take(inputs: Any, rows: np.ndarray) -> Any:
-    return inputs.iloc[rows] if hasattr(inputs, "iloc") else inputs[rows]
 
 
 # --- the study --------------------------------------------------------------------------------
@@ -362,24 +350,38 @@ class StudyState:
         return self.complete + self.pruned
 
 
-def validate(request: TuneRequest) -> registry.ModelSpec:
-    """Everything that can be wrong before a trial runs, as one-line errors."""
-    spec = registry.get(request.model)
-    if request.trials < 1:
-        raise BenchError(f"--trials must be at least 1, got {request.trials}")
-    if request.workers < 1:
-        raise BenchError(f"--workers must be at least 1, got {request.workers}")
-    if request.metric not in METRICS:
-        raise BenchError(f"unknown metric {request.metric!r}; choose one of {', '.join(METRICS)}")
-    if request.sampler not in SAMPLERS:
-        raise BenchError(f"unknown sampler {request.sampler!r}; choose one of {SAMPLERS}")
-    if request.pruner not in PRUNERS:
-        raise BenchError(f"unknown pruner {request.pruner!r}; choose one of {PRUNERS}")
-    if request.storage.kind == "sqlite" and request.workers > 1:
+def check_options(
+    trials: int, workers: int, metric: str, sampler: str, pruner: str, storage: StorageSpec
+) -> None:
+    """The command's options, as one-line errors (before any data is loaded)."""
+    if trials < 1:
+        raise BenchError(f"--trials must be at least 1, got {trials}")
+    if workers < 1:
+        raise BenchError(f"--workers must be at least 1, got {workers}")
+    if metric not in METRICS:
+        raise BenchError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+    if sampler not in SAMPLERS:
+        raise BenchError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}")
+    if pruner not in PRUNERS:
+        raise BenchError(f"unknown pruner {pruner!r}; choose one of {PRUNERS}")
+    if storage.kind == "sqlite" and workers > 1:
         raise BenchError(
             "SQLite storage is for one worker; with --workers use the default journal file "
             "or PostgreSQL"
         )
+
+
+def validate(request: TuneRequest) -> registry.ModelSpec:
+    """Everything that can be wrong before a trial runs, as one-line errors."""
+    spec = registry.get(request.model)
+    check_options(
+        request.trials,
+        request.workers,
+        request.metric,
+        request.sampler,
+        request.pruner,
+        request.storage,
+    )
     check_search_space(spec, request.base_params, request.seed)
     return spec
 
@@ -527,7 +529,6 @@ def reap_dead_trials(study: Any) -> int:
 
 @dataclass
 class WorkerReport:
-    ran: int = 0
     error: str | None = None
 
 
@@ -591,7 +592,6 @@ def work(
             else:
                 study.tell(trial, value)
                 failures_in_a_row = 0
-        report.ran += 1
         if on_trial is not None:
             on_trial(study)
     return report
