@@ -69,25 +69,9 @@ def write_predictions(
 def write_confusion_png(
     path: Path, y_true: np.ndarray, y_pred: np.ndarray, classes: tuple[str, ...], title: str
 ) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from sklearn.metrics import confusion_matrix
 
+    from bench.plots import confusion_png
+
     matrix = confusion_matrix(y_true, y_pred, labels=np.arange(len(classes)))
-    fig, ax = plt.subplots(figsize=(6.5, 5.5), dpi=100)
-    ax.imshow(matrix, cmap="Blues")
-    ax.set_xticks(range(len(classes)), classes, rotation=60, ha="right")
-    ax.set_yticks(range(len(classes)), classes)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
-    for (i, j), value in np.ndenumerate(matrix):
-        if value:
-            color = "white" if value > matrix.max() / 2 else "black"
-            ax.text(j, i, str(value), ha="center", va="center", fontsize=8, color=color)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return confusion_png(path, [matrix], classes, [title])

@@ -137,10 +137,23 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", help="Optuna storage (default: as for `bench tune`)")
     p.set_defaults(func=cmd_studies)
 
-    p = sub.add_parser("report", help="write reports/<suite>/leaderboard.md from MLflow runs")
-    p.add_argument("--suite", required=True)
+    p = sub.add_parser(
+        "report",
+        help="write reports/<suite>/leaderboard.md (statistics, per-class F1, plots) from MLflow",
+    )
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--suite", help="one suite's leaderboard: reports/<suite>/")
+    which.add_argument(
+        "--suites", help="comma-separated suites: mean ranks across them, reports/summary-<a>+<b>/"
+    )
     _tracking_arg(p)
     p.add_argument("--reports-dir", type=Path, default=Path("reports"))
+    p.add_argument(
+        "--format",
+        choices=("md", "html"),
+        default="md",
+        help="md: GitHub markdown with PNGs beside it; html: one self-contained file",
+    )
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("predict", help="top-3 genres per audio file from a logged model")
@@ -397,11 +410,20 @@ def cmd_studies(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from bench.report import write_report
+    from bench.errors import BenchError
+    from bench.report import write_report, write_summary
     from bench.tracking import Tracker
 
-    tracker = Tracker(args.suite, args.tracking_uri, create=False)
-    print(f"leaderboard: {write_report(args.suite, tracker, args.reports_dir)}")
+    if args.suite:
+        tracker = Tracker(args.suite, args.tracking_uri, create=False)
+        out = write_report(args.suite, tracker, args.reports_dir, args.format)
+        print(f"leaderboard: {out}")
+        return 0
+    suites = [s.strip() for s in args.suites.split(",") if s.strip()]
+    if not suites:
+        raise BenchError("--suites needs at least one suite name")
+    trackers = [Tracker(s, args.tracking_uri, create=False) for s in suites]
+    print(f"summary: {write_summary(suites, trackers, args.reports_dir, args.format)}")
     return 0
 
 

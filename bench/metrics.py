@@ -32,3 +32,26 @@ def align_proba(proba: np.ndarray, model_classes: np.ndarray, n_classes: int) ->
     full = np.zeros((proba.shape[0], n_classes))
     full[:, np.asarray(model_classes, dtype=int)] = proba
     return full
+
+
+PER_CLASS_F1 = "f1_class."
+
+
+def per_class_f1(
+    y_true: np.ndarray, y_pred: np.ndarray, classes: tuple[str, ...]
+) -> dict[str, float]:
+    """``f1_class.<genre>`` for every class present in the truth or the predictions of a fold.
+
+    A class absent from both has no defined F1 and is left out rather than logged as 0.
+    Characters MLflow refuses in metric names become ``_``.
+    """
+    import re
+
+    from sklearn.metrics import f1_score
+
+    present = np.union1d(np.unique(y_true), np.unique(y_pred)).astype(int)
+    scores = f1_score(y_true, y_pred, labels=present, average=None, zero_division=0)
+    return {
+        PER_CLASS_F1 + re.sub(r"[^\w\-. /:]", "_", classes[c]): float(s)
+        for c, s in zip(present, scores, strict=True)
+    }

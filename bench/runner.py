@@ -30,7 +30,7 @@ from bench import artifacts, registry
 from bench.data.dataset import Dataset
 from bench.data.splits import DevSplit, Fold, make_folds
 from bench.environment import exit_with_owner, resolve_device, run_tags
-from bench.metrics import align_proba, classification_metrics
+from bench.metrics import align_proba, classification_metrics, per_class_f1
 from bench.suites import Suite
 from bench.tracking import Tracker
 
@@ -398,6 +398,7 @@ def _fit_and_score(
     proba = align_proba(raw, model.classes_, len(dataset.classes))
     y_true = dataset.labels[fold.test]
     metrics = classification_metrics(y_true, proba)
+    metrics.update(per_class_f1(y_true, proba.argmax(axis=1), dataset.classes))
     metrics.update(
         fit_seconds=fit_seconds,
         predict_seconds_per_item=predict_seconds / max(1, len(fold.test)),

@@ -163,6 +163,15 @@ class Tracker:
         """Every job (or skip) run of the suite as a flat dict (for reports)."""
         return [_flat(run) for run in self._search(f"tags.`{KIND}` = '{kind}'")]
 
+    def run_file(self, run_id: str, name: str, dst: Path) -> Path | None:
+        """Download artifact ``name`` of a run into ``dst``; None when the run has no such file."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return Path(self.client.download_artifacts(run_id, name, str(dst)))
+        except (MlflowException, OSError):
+            return None
+
     def study_parent(self, study: str, params: Mapping[str, Any], tags: Mapping[str, str]) -> str:
         """The parent run of an Optuna study: the existing one when the study is continued."""
         found = self._search(f"tags.`{KIND}` = '{STUDY}' and tags.`bench.study` = '{study}'")
