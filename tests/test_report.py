@@ -193,16 +193,37 @@ def test_per_class_f1_and_figures(two_protocols: Path) -> None:
     assert "Pareto front (no other model is both more accurate and faster to fit)" in section
 
 
-def test_every_table_names_its_protocol(two_protocols: Path) -> None:
-    lines = (two_protocols / "leaderboard.md").read_text().splitlines()
+def assert_every_table_names_its_protocol(board: str) -> int:
+    """Each table's caption (the paragraph above it) names a protocol of the report, or the
+    table has a protocol column; returns how many tables there are."""
+    protocols = "|".join(re.escape(p) for p in _sections(board))
+    lines = board.splitlines()
     starts = [i for i, line in enumerate(lines) if line.startswith("|") and i and not lines[i - 1]]
-    assert len(starts) >= 8
     for i in starts:
         caption = lines[i - 2]
         in_table = re.match(r"\| protocol ", lines[i])
-        assert in_table or re.search(r"protocol.*`(stratified-kfold|fault-filtered)`", caption)
-    repro = next(r for r in table_rows("\n".join(lines)) if r[0] == "protocol")
+        assert in_table or re.search(rf"protocol.*`({protocols})`", caption), caption
+    repro = next(r for r in table_rows(board) if r[0] == "protocol")
     assert repro[1:5] == ["command", "git commit", "dataset", "data fingerprint"]
+    return len(starts)
+
+
+def test_every_table_names_its_protocol(two_protocols: Path) -> None:
+    assert (
+        assert_every_table_names_its_protocol((two_protocols / "leaderboard.md").read_text()) >= 8
+    )
+
+
+def test_committed_example_report_is_bench_reports_output() -> None:
+    folder = Path(__file__).resolve().parents[1] / "reports" / "gtzan"
+    board = (folder / "leaderboard.md").read_text()
+    assert board.startswith("# Leaderboard: `gtzan`\n\nBuilt by `bench report --suite gtzan`")
+    assert set(_sections(board)) == {"fault-filtered", "stratified-kfold"}
+    assert assert_every_table_names_its_protocol(board) >= 10
+    for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", board):
+        assert (folder / link).read_bytes()[:4] == b"\x89PNG"
+    ranked = {r[1] for r in table_rows(board) if len(r) == 14 and r[0].isdigit()}
+    assert {"stack", "xgboost", "mlp", "mlp_ref", "bagging", "logreg"} <= ranked
 
 
 def test_failed_model_is_reported_and_html_is_self_contained(
