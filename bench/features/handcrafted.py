@@ -41,6 +41,9 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     *(f"mfcc{i}_{stat}" for i in range(1, N_MFCC + 1) for stat in ("mean", "var")),
 )
 
+FEATURE_VERSION = 1
+"""Part of cached feature keys: bump when the computed values change, so caches are rebuilt."""
+
 N_FFT = 2048
 HOP = 512
 N_MELS = 128
