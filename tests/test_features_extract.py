@@ -88,6 +88,24 @@ def test_whole_clips_match_direct_computation_with_one_or_two_workers(tmp_path):
         np.testing.assert_array_equal(np.concatenate([r.values for r in run.rows]), expected)
 
 
+def test_device_batches_equal_worker_threads(tmp_path):
+    """The GPU path (threads only read, one big batch per device call), run on the CPU."""
+    from bench.features.extract import featurise_files
+
+    root = tmp_path / "gtzan"
+    for i in range(4):
+        write_clip(root, f"disco.0000{i}.wav", tone(3.5 + i, 250 + 60 * i, seed=i))
+    (root / "genres_original" / "disco" / "disco.00009.wav").write_bytes(b"not audio")
+    files = audio_files(root)
+    threads = list(featurise_files(files, 3.0, workers=2))
+    batched = list(featurise_files(files, 3.0, workers=2, batched=True))
+    assert [type(b) for b in batched] == [type(t) for t in threads]
+    assert isinstance(batched[-1], str) and "disco.00009.wav" in batched[-1]
+    for t, b in zip(threads[:-1], batched[:-1], strict=True):
+        assert t.names == b.names
+        np.testing.assert_allclose(b.values, t.values, rtol=1e-5, atol=1e-9)
+
+
 def test_bad_input_is_fixed_or_skipped_never_nan(tmp_path, caplog):
     root = tmp_path / "gtzan"
     write_clip(root, "blues.00000.wav", np.zeros(4 * SR, np.float32))  # silent

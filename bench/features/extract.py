@@ -169,12 +169,15 @@ def featurise_files(
     workers: int | None = None,
     sr: int = SAMPLE_RATE,
     on_file: Callable[[ClipRows | str], None] | None = None,
+    batched: bool | None = None,
 ) -> Iterator[ClipRows | str]:
     """Feature rows of each ``(path, label)`` in input order; a skipped file yields its reason.
 
     At most ``2 * workers`` files are in flight, so memory does not grow with the number of
     files. ``workers`` defaults to the number of cores. ``on_file`` (e.g. a progress bar) is
-    called with each result as it is yielded.
+    called with each result as it is yielded. ``batched`` (default: on any device but the CPU)
+    lets threads only read and featurises large batches on ``device``; tests use it to run the
+    GPU path on the CPU.
     """
     import torch
 
@@ -183,7 +186,7 @@ def featurise_files(
     workers = max(1, workers or os.cpu_count() or 1)
     dev = torch.device(device)
     with ThreadPoolExecutor(workers, thread_name_prefix="bench-features") as pool:
-        if dev.type == "cpu":
+        if not (dev.type != "cpu" if batched is None else batched):
             # one torch thread per worker; set once here so no worker restores another value
             with cpu_threads(1):
                 jobs = (
