@@ -255,6 +255,8 @@ def _record(tracker: Tracker, parent: str, result: JobResult, tags: dict[str, st
         job_tags["bench.error"] = result.error[:5000]
     params = {f"model.{k}": v for k, v in job.params.items()}
     params.update(n_train=len(job.fold.train), n_test=len(job.fold.test))
+    if "n_test_tracks" in result.metrics:  # segments scored as tracks: n_test counts what is scored
+        params.update(n_test=int(result.metrics["n_test_tracks"]), n_test_rows=len(job.fold.test))
     tracker.log_job(
         parent,
         job.name,
@@ -403,6 +405,8 @@ def _fit_and_score(
         ids, y_true, proba = vote_by_track(dataset.tracks[fold.test], y_true, proba)
         ids = pd.Index(ids, name="track")
     metrics = classification_metrics(y_true, proba)
+    if dataset.vote == "track":
+        metrics["n_test_tracks"] = len(ids)
     metrics.update(per_class_f1(y_true, proba.argmax(axis=1), dataset.classes))
     metrics.update(
         fit_seconds=fit_seconds,

@@ -106,7 +106,8 @@ name = "logreg"
         path = client.download_artifacts(run.info.run_id, "predictions.csv", str(tmp_path))
         table = pd.read_csv(path, index_col=0)
         assert table.index.name == "track" and table.index.is_unique
-        assert int(run.data.params["n_test"]) == 2 * len(table)  # segments in, tracks out
+        assert int(run.data.params["n_test_rows"]) == 2 * len(table)  # segments in
+        assert int(run.data.params["n_test"]) == len(table)  # tracks scored
         probabilities = table.filter(like="proba_").to_numpy()
         np.testing.assert_allclose(probabilities.sum(1), 1.0, atol=1e-5)  # written as %.6g
         accuracy = (table["truth"] == table["predicted"]).mean()
