@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 from bench.features.cache import FeatureCache
 from bench.features.extract import TableParams
-paths = [Path(p) for p in json.loads(sys.argv[1])]
+paths = [Path(p) for p in json.loads(Path(sys.argv[1]).read_text())]
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 start = time.perf_counter()
 values = FeatureCache(Path(sys.argv[2])).get(paths, TableParams(), device="cpu")
@@ -73,8 +73,10 @@ def clips(scratch: Path, unique: int, total: int) -> list[Path]:
 def measure(paths: list[Path], cache: Path) -> dict:
     """Featurise ``paths`` into an empty cache in a fresh interpreter; its peak RSS and time."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    listing = cache.with_suffix(".json")  # 3,000 paths are too long for a command line
+    listing.write_text(json.dumps([str(p) for p in paths]))
     done = subprocess.run(
-        [sys.executable, "-c", _CHILD, json.dumps([str(p) for p in paths]), str(cache)],
+        [sys.executable, "-c", _CHILD, str(listing), str(cache)],
         check=True,
         capture_output=True,
         text=True,
