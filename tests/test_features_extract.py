@@ -75,14 +75,14 @@ def test_cli_writes_the_kaggle_layout_in_3_s_segments(tmp_path):
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-12)
 
 
-def test_whole_clips_match_direct_computation_with_one_or_two_workers(tmp_path):
+def test_whole_clips_match_direct_computation_in_threads_and_processes(tmp_path):
     root = tmp_path / "gtzan"
     for i in range(3):
         write_clip(root, f"jazz.0000{i}.wav", tone(2.0 + i, 300 + 100 * i, seed=i))
     waves = [sf.read(p, dtype="float32")[0] for p, _ in audio_files(root)]
     expected = gtzan_features(waves)
-    for workers in (1, 2):
-        run = featurise_folder(root, workers=workers)
+    for workers, parallel in ((1, "auto"), (2, "threads"), (2, "processes")):
+        run = featurise_folder(root, workers=workers, parallel=parallel)
         assert [r.names for r in run.rows] == [[f"jazz.0000{i}.wav"] for i in range(3)]
         assert [r.length for r in run.rows] == [len(w) for w in waves]
         np.testing.assert_array_equal(np.concatenate([r.values for r in run.rows]), expected)
@@ -219,6 +219,7 @@ def test_perf_report_ratios():
     result.timings = {
         "io": Timing("io", [0.02, 0.03, 0.04]),
         "bench": Timing("bench", [1.0, 1.1, 0.9]),
+        "bench_threads": Timing("bench threads", [1.2, 1.25, 1.3]),
         "bench_1": Timing("bench one", [1.8, 1.9, 2.0]),
         "librosa": Timing("librosa", [25.0, 24.0, 26.0]),
     }
@@ -229,6 +230,7 @@ def test_perf_report_ratios():
     text = render(result)
     assert "**bench vs librosa clip by clip: 25.0x**" in text
     assert "bench on one core vs librosa (one process" in text and ": 13.2x." in text
-    assert "2 workers vs 1: 1.90x." in text
+    assert "with 2 threads instead of processes: 20.0x" in text
+    assert "2 workers vs 1: 1.90x (processes), 1.52x (threads)." in text
     assert "reading the WAVs is 3.0% of bench's" in text
     assert "`bench --help`: median 250 ms over 3 fresh processes" in text
