@@ -3,8 +3,9 @@
 Generates (once) synthetic GTZAN clips of 30 s into a scratch folder outside the repository,
 then, for each clip count, starts a *fresh* Python process that streams the 57 features of that
 many clips into an empty :class:`~bench.features.cache.FeatureCache` and reports its peak
-resident memory (``ru_maxrss``) and throughput. Bounded memory means the peak does not grow with
-the number of clips.
+resident memory (``ru_maxrss``) and throughput. Worker threads are used (not the process pool
+bench picks from 64 files on), so one process's ``ru_maxrss`` is the whole footprint. Bounded
+memory means the peak does not grow with the number of clips.
 
 To keep generation short, ``--unique`` clips are rendered and then linked under further names
 (``blues.00300.wav`` -> ``blues.00000.wav``); each name is a separate cache entry computed from
@@ -38,7 +39,7 @@ from bench.features.extract import TableParams
 paths = [Path(p) for p in json.loads(Path(sys.argv[1]).read_text())]
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 start = time.perf_counter()
-values = FeatureCache(Path(sys.argv[2])).get(paths, TableParams(), device="cpu")
+values = FeatureCache(Path(sys.argv[2])).get(paths, TableParams(parallel="threads"), device="cpu")
 seconds = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"clips": len(values), "seconds": seconds, "peak_kib": peak,
@@ -108,7 +109,8 @@ def main() -> None:
         "",
         "Written by `python benchmarks/features_scale.py`. Each row: a fresh Python process "
         "streams the 57 features of N synthetic 30 s clips (22050 Hz, 16-bit) into an empty "
-        "`FeatureCache` (`TableParams()`, whole clips) on the CPU with one worker thread per "
+        "`FeatureCache` (`TableParams(parallel='threads')`, whole clips) on the CPU with one "
+        "worker thread per "
         f"core ({os.cpu_count()} here). {args.unique} clips were rendered by "
         "`bench.data.synthetic` and linked under further names; every name is read and "
         "featurised on its own. Peak RSS is `ru_maxrss` of that process (it includes the "

@@ -387,6 +387,8 @@ class TableParams:
     segment: float | None = None
     sample_rate: int = SAMPLE_RATE
     kind: str = "gtzan57"
+    parallel: str = "auto"
+    """How to use the cores (see :func:`featurise_files`); it does not change the values."""
 
     def key(self) -> str:
         """Stable 16-hex-digit hash of the parameters and the handcrafted feature version."""
@@ -404,7 +406,10 @@ class TableParams:
     def compute(self, paths: Sequence[Path], device: str = "cpu") -> Iterator[np.ndarray]:
         """The rows of each path in order; an unusable file raises :class:`DataError`."""
         files = [(Path(p), "") for p in paths]
-        for item in featurise_files(files, self.segment, device, sr=self.sample_rate):
+        rows = featurise_files(
+            files, self.segment, device, sr=self.sample_rate, parallel=self.parallel
+        )
+        for item in rows:
             if isinstance(item, str):
                 raise DataError(item)
             yield item.values
