@@ -112,3 +112,24 @@ name = "logreg"
         np.testing.assert_allclose(probabilities.sum(1), 1.0, atol=1e-5)  # written as %.6g
         accuracy = (table["truth"] == table["predicted"]).mean()
         assert run.data.metrics["accuracy"] == pytest.approx(accuracy)
+
+
+def test_tuning_objective_scores_track_votes(synthetic: Path, tmp_path: Path):
+
+    from bench import registry
+    from bench.data.splits import dev_split
+    from bench.metrics import align_proba
+    from bench.tuning import Objective
+
+    dataset = computed_dataset(synthetic, 3.0, "synthetic-gtzan", cache_dir=tmp_path / "c")
+    dev = dev_split(dataset, Protocol("stratified-kfold", folds=3), seed=0, fraction=0.5, folds=2)
+    spec = registry.get("logreg")
+    value = Objective(spec, {}, dataset, dev, "accuracy", 0, "cpu", 1).evaluate({})
+    X, y = dataset.features.to_numpy(), dataset.labels
+    expected = []
+    for fold in dev.folds:
+        model = spec.factory(**spec.complete({}, 0, "cpu")).fit(X[fold.train], y[fold.train])
+        proba = align_proba(model.predict_proba(X[fold.test]), model.classes_, 10)
+        _, truth, mean = vote_by_track(dataset.tracks[fold.test], y[fold.test], proba)
+        expected.append(np.mean(mean.argmax(1) == truth))
+    assert value == pytest.approx(np.mean(expected))
