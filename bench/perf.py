@@ -222,8 +222,8 @@ def render(result: PerfResult) -> str:
         if "bench_threads" in t:
             lines.append(
                 f"- with {result.workers} threads instead of processes: "
-                f"{lib / t['bench_threads'].median:.1f}x (the GIL, held while torch dispatches "
-                "each small operation, serialises part of the work)."
+                f"{lib / t['bench_threads'].median:.1f}x (threads share the GIL while torch "
+                "dispatches each small operation)."
             )
         if "bench_1" in t:
             lines.append(

@@ -124,7 +124,7 @@ _WHY = """\
 
 bench does not approximate the table: it reproduces the choices of the librosa that made it, so
 its differences from the real rows are float32 rounding of the spectrogram (the statistics are
-taken in float64). The choices that matter, each a documented default of librosa < 0.10:
+taken in float64). The choices that matter, made in `handcrafted.py` to match the table:
 
 - **STFT padding**: centred frames padded by *reflection* (librosa >= 0.10 pads with zeros),
   which moves every column a little.
