@@ -182,43 +182,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _features_parsers(sub) -> None:
-    p = sub.add_parser(
-        "features",
-        help="compute the 57 GTZAN features of audio files into a Kaggle-layout CSV",
-        description="Compute the 57 Kaggle GTZAN features (chroma, rms, spectral, zcr, HPSS, "
-        "tempo, 20 MFCCs: mean and variance) of every clip under DATA_DIR/genres_original/<genre>/ "
-        "(or DATA_DIR/<label>/), batched in torch, and write them in the Kaggle column layout. "
-        "With --fidelity, compare the 30 s features with DATA_DIR/features_30_sec.csv instead.",
-    )
-    p.add_argument("--data-dir", type=Path, required=True, help="folder of audio (GTZAN layout)")
-    p.add_argument(
-        "--segment", type=float, help="seconds per row (3: Kaggle's 3 s table; default whole clips)"
-    )
-    p.add_argument("--out", type=Path, help="CSV to write")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
-    p.add_argument("--workers", type=int, help="worker threads (default: the number of cores)")
-    p.add_argument(
-        "--fidelity",
-        action="store_true",
-        help="write a report comparing bench's 30 s features with features_30_sec.csv",
-    )
-    p.add_argument("--report", type=Path, default=Path("reports") / "features_fidelity.md")
-    p.set_defaults(func=cmd_features)
-
-    p = sub.add_parser(
-        "perf",
-        help="time bench's features against librosa, the I/O floor and start-up: reports/perf.md",
-    )
-    p.add_argument("--data-dir", type=Path, required=True, help="folder of audio (GTZAN layout)")
-    p.add_argument("--repeats", type=int, default=3, help="timed passes per figure (median)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
-    p.add_argument("--workers", type=int, help="worker threads (default: the number of cores)")
-    p.add_argument("--no-librosa", action="store_true", help="skip the librosa baseline")
-    p.add_argument("--out", type=Path, default=Path("reports") / "perf.md")
-    p.set_defaults(func=cmd_perf)
-
-
 def _tracking_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--tracking-uri",
@@ -479,6 +442,43 @@ def cmd_predict(args: argparse.Namespace) -> int:
         ranked = ", ".join(f"{genre} {p:.3f}" for genre, p in result.top)
         print(f"{result.path}: {ranked}")
     return 1 if failed else 0
+
+
+def _features_parsers(sub) -> None:
+    p = sub.add_parser(
+        "features",
+        help="compute the 57 GTZAN features of audio files into a Kaggle-layout CSV",
+        description="Compute the 57 Kaggle GTZAN features (chroma, rms, spectral, zcr, HPSS, "
+        "tempo, 20 MFCCs: mean and variance) of every clip under DATA_DIR/genres_original/<genre>/ "
+        "(or DATA_DIR/<label>/), batched in torch, and write them in the Kaggle column layout. "
+        "With --fidelity, compare the 30 s features with DATA_DIR/features_30_sec.csv instead.",
+    )
+    p.add_argument("--data-dir", type=Path, required=True, help="folder of audio (GTZAN layout)")
+    p.add_argument(
+        "--segment", type=float, help="seconds per row (3: Kaggle's 3 s table; default whole clips)"
+    )
+    p.add_argument("--out", type=Path, help="CSV to write")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
+    p.add_argument("--workers", type=int, help="workers (default: the number of cores)")
+    p.add_argument(
+        "--fidelity",
+        action="store_true",
+        help="write a report comparing bench's 30 s features with features_30_sec.csv",
+    )
+    p.add_argument("--report", type=Path, default=Path("reports") / "features_fidelity.md")
+    p.set_defaults(func=cmd_features)
+
+    p = sub.add_parser(
+        "perf",
+        help="time bench's features against librosa, the I/O floor and start-up: reports/perf.md",
+    )
+    p.add_argument("--data-dir", type=Path, required=True, help="folder of audio (GTZAN layout)")
+    p.add_argument("--repeats", type=int, default=3, help="timed passes per figure (median)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
+    p.add_argument("--workers", type=int, help="workers (default: the number of cores)")
+    p.add_argument("--no-librosa", action="store_true", help="skip the librosa baseline")
+    p.add_argument("--out", type=Path, default=Path("reports") / "perf.md")
+    p.set_defaults(func=cmd_perf)
 
 
 def cmd_features(args: argparse.Namespace) -> int:
