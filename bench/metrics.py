@@ -27,6 +27,27 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, f
     }
 
 
+def vote_by_track(
+    tracks: np.ndarray, y_true: np.ndarray, proba: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Track-level predictions from segment rows: ``(tracks, labels, mean probabilities)``.
+
+    Each track's probability is the mean of its segments' (soft voting); its predicted class is
+    the argmax of that mean. Tracks come out sorted. A track whose segments disagree on the
+    label is an error in the data, not something to average away.
+    """
+    names, inverse = np.unique(np.asarray(tracks), return_inverse=True)
+    counts = np.bincount(inverse, minlength=len(names))
+    summed = np.zeros((len(names), proba.shape[1]))
+    np.add.at(summed, inverse, proba)
+    labels = np.full(len(names), -1, dtype=np.int64)
+    labels[inverse] = y_true
+    if np.any(labels[inverse] != y_true):
+        bad = names[np.flatnonzero(np.bincount(inverse, weights=labels[inverse] != y_true))[0]]
+        raise ValueError(f"track {bad} has segments with different labels")
+    return names, labels, summed / counts[:, None]
+
+
 def align_proba(proba: np.ndarray, model_classes: np.ndarray, n_classes: int) -> np.ndarray:
     """Spread a model's probability columns onto all ``n_classes`` (absent classes get 0)."""
     full = np.zeros((proba.shape[0], n_classes))

@@ -25,12 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from bench import artifacts, registry
 from bench.data.dataset import Dataset
 from bench.data.splits import DevSplit, Fold, make_folds
 from bench.environment import exit_with_owner, resolve_device, run_tags
-from bench.metrics import align_proba, classification_metrics, per_class_f1
+from bench.metrics import align_proba, classification_metrics, per_class_f1, vote_by_track
 from bench.suites import Suite
 from bench.tracking import Tracker
 
@@ -254,6 +255,8 @@ def _record(tracker: Tracker, parent: str, result: JobResult, tags: dict[str, st
         job_tags["bench.error"] = result.error[:5000]
     params = {f"model.{k}": v for k, v in job.params.items()}
     params.update(n_train=len(job.fold.train), n_test=len(job.fold.test))
+    if "n_test_tracks" in result.metrics:  # segments scored as tracks: n_test counts what is scored
+        params.update(n_test=int(result.metrics["n_test_tracks"]), n_test_rows=len(job.fold.test))
     tracker.log_job(
         parent,
         job.name,
@@ -397,7 +400,13 @@ def _fit_and_score(
     predict_seconds = time.perf_counter() - start
     proba = align_proba(raw, model.classes_, len(dataset.classes))
     y_true = dataset.labels[fold.test]
+    ids = dataset.features.index[fold.test]
+    if dataset.vote == "track":
+        ids, y_true, proba = vote_by_track(dataset.tracks[fold.test], y_true, proba)
+        ids = pd.Index(ids, name="track")
     metrics = classification_metrics(y_true, proba)
+    if dataset.vote == "track":
+        metrics["n_test_tracks"] = len(ids)
     metrics.update(per_class_f1(y_true, proba.argmax(axis=1), dataset.classes))
     metrics.update(
         fit_seconds=fit_seconds,
@@ -416,7 +425,6 @@ def _fit_and_score(
     )
     if checkpoints.is_dir():
         shutil.copytree(checkpoints, out / "checkpoints")
-    ids = dataset.features.index[fold.test]
     artifacts.write_predictions(
         out / artifacts.PREDICTIONS_FILE, ids, y_true, proba, dataset.classes
     )

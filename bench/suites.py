@@ -54,6 +54,10 @@ class DatasetSpec:
     path: str | None = None
     features: str = "features_30_sec.csv"
     options: dict[str, Any] = field(default_factory=dict)
+    segment: float | None = None
+    """Seconds per row of features bench computes from the audio (``features`` is then unused)."""
+    vote: str = "track"
+    """With ``segment``: ``track`` scores each track by its segments' mean probability."""
 
 
 @dataclass(frozen=True)
@@ -137,11 +141,13 @@ def _parse(raw: dict[str, Any], path: Path) -> Suite:
         kind = data.pop("kind")
         if kind not in DATASET_KINDS:
             raise BenchError(f"{path}: dataset kind {kind!r} is not one of {DATASET_KINDS}")
+        computed = {k: data.pop(k) for k in ("segment", "vote") if k in data}
         dataset = DatasetSpec(
             kind=kind,
             path=data.pop("path", None),
             features=data.pop("features", "features_30_sec.csv"),
             options=data,
+            **computed,
         )
         protocol = Protocol(**raw.get("protocol", {}))
         models = tuple(

@@ -214,6 +214,7 @@ class Objective:
         self.spec, self.base_params, self.metric = spec, base_params, metric
         self.seed, self.device, self.threads = seed, device, threads
         self.labels, self.n_classes = dataset.labels, len(dataset.classes)
+        self.tracks = dataset.tracks if dataset.vote == "track" else None
         self.inputs = model_inputs(dataset, spec.input_kind)
         self.folds = _model_folds(spec, dataset, dev)
         self.maximize = METRICS[metric] == "maximize"
@@ -239,7 +240,7 @@ class Objective:
         from threadpoolctl import threadpool_limits
 
         from bench.environment import cpu_threads
-        from bench.metrics import align_proba, classification_metrics
+        from bench.metrics import align_proba, classification_metrics, vote_by_track
         from bench.runner import take_rows
 
         full = self.spec.complete(params, self.seed, self.device)
@@ -254,7 +255,10 @@ class Objective:
                 model.fit(take_rows(self.inputs, fold.train), self.labels[fold.train])
                 raw = model.predict_proba(take_rows(self.inputs, fold.test))
                 proba = align_proba(raw, model.classes_, self.n_classes)
-                scores.append(classification_metrics(self.labels[fold.test], proba)[self.metric])
+                y_true = self.labels[fold.test]
+                if self.tracks is not None:  # segment rows: score whole tracks, as the runner
+                    _, y_true, proba = vote_by_track(self.tracks[fold.test], y_true, proba)
+                scores.append(classification_metrics(y_true, proba)[self.metric])
                 if trial is not None and not self.epoch_based:
                     trial.report(float(np.mean(scores)), index)
                     if trial.should_prune():

@@ -33,6 +33,8 @@ def cache_home() -> Path:
 def open_dataset(
     spec: DatasetSpec, data_dir: Path | None = None, progress: bool = False
 ) -> Dataset:
+    if spec.segment is not None:
+        return _computed(spec, data_dir, progress)
     if spec.kind == "synthetic-gtzan":
         root = Path(data_dir) if data_dir else _synthetic_root(spec, progress)
         return load_gtzan(root, spec.features, name="synthetic-gtzan")
@@ -64,3 +66,20 @@ def _synthetic_root(spec: DatasetSpec, progress: bool) -> Path:
         synth_gtzan(root, progress=progress, **spec.options)
         done.write_text(json.dumps(spec.options, sort_keys=True))
     return root
+
+
+def _computed(spec: DatasetSpec, data_dir: Path | None, progress: bool) -> Dataset:
+    """A GTZAN suite on features bench computes from the audio (``[dataset] segment``)."""
+    from bench.features.extract import computed_dataset
+
+    if spec.kind not in ("gtzan", "synthetic-gtzan"):
+        raise DataError(f"[dataset] segment applies to GTZAN kinds, not {spec.kind!r}")
+    if data_dir is not None:
+        root = Path(data_dir)
+    elif spec.kind == "synthetic-gtzan":
+        root = _synthetic_root(spec, progress)
+    else:
+        root = data_home() / (spec.path or spec.kind)
+    if not root.is_dir():
+        raise DataError(f"{root}: data directory does not exist; pass --data-dir")
+    return computed_dataset(root, spec.segment, spec.kind, spec.vote, progress=progress)

@@ -25,6 +25,7 @@ class Dataset:
     classes: tuple[str, ...]
     tracks: np.ndarray
     fingerprint: str
+    vote: str = "row"  # "track": rows are segments, scored by their track's mean probability
     audio: dict[str, Path] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
 

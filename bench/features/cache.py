@@ -4,7 +4,10 @@ A CNN benchmark recomputes the same log-mel of the same clip once per model, fol
 run unless something remembers it. :class:`FeatureCache` keeps one HDF5 file per
 :meth:`SpectrogramParams.key <bench.features.spectrogram.SpectrogramParams.key>` under its root
 (``root/<key>.h5``, one float32 dataset per audio file), so an image is computed once per
-(params, audio file) and read back in well under a millisecond afterwards.
+(params, audio file) and read back in well under a millisecond afterwards. The same cache holds
+the 57 handcrafted GTZAN features per file (:class:`bench.features.extract.TableParams`, whose
+``compute`` streams rows from worker threads): any params object with ``key()`` and, unless it
+is a :class:`SpectrogramParams`, ``compute(paths, device)`` works.
 
 An audio file is identified by its *fingerprint*: a hash of its name, size and modification
 time in nanoseconds. A ``stat`` is ~1000x cheaper than hashing the content (a content hash
@@ -51,6 +54,7 @@ logger = logging.getLogger(__name__)
 # Audio samples decoded per compute batch: bounds memory whatever the number of files
 # (about 15 clips of 30 s, 58 MB of float32) while giving a GPU batches worth launching.
 _BATCH_SAMPLES = 15 * 30 * 22050
+_FLUSH_EVERY = 16  # items written between flushes: an interrupted call keeps what it finished
 
 
 def default_cache_dir() -> Path:
@@ -150,25 +154,37 @@ class FeatureCache:
         device: str,
         progress: bool,
     ) -> None:
-        """Decode, transform and store ``paths`` batch by batch."""
+        """Decode, transform and store ``paths`` as the values stream in (flushed in groups)."""
         if not paths:
             return
         device = resolve_device(str(device))
-        logger.info("computing %d %s image(s) into %s", len(paths), params.kind, h5.filename)
+        logger.info("computing %d %s item(s) into %s", len(paths), params.kind, h5.filename)
+        if isinstance(params, SpectrogramParams):
+            values = _spectrogram_stream(paths, params, device)
+        else:
+            values = params.compute(paths, device)
         with tqdm(
             total=len(paths), desc=f"{params.kind} features", unit="clip", disable=not progress
         ) as bar:
-            for batch_paths, batch_keys in _batches(paths, keys):
-                waves = [_read_audio(p, params.sample_rate) for p in batch_paths]
-                images = spectrograms(waves, params, device=device)
-                for path, key, image in zip(batch_paths, batch_keys, images, strict=True):
-                    h5.create_dataset(key, data=image)
-                    h5[key].attrs["source"] = str(path)
-                h5.flush()
-                bar.update(len(batch_paths))
+            for done, (path, key, value) in enumerate(zip(paths, keys, values, strict=True), 1):
+                h5.create_dataset(key, data=value)
+                h5[key].attrs["source"] = str(path)
+                if done % _FLUSH_EVERY == 0:
+                    h5.flush()
+                bar.update(1)
+            h5.flush()
 
 
-def _batches(paths: Sequence[Path], keys: Sequence[str]) -> Iterator[tuple[list[Path], list[str]]]:
+def _spectrogram_stream(
+    paths: Sequence[Path], params: SpectrogramParams, device: str
+) -> Iterator[np.ndarray]:
+    """Images of ``paths`` in order, computed in batches that fit the sample budget."""
+    for batch_paths, _ in _batches(paths, paths):
+        waves = [_read_audio(p, params.sample_rate) for p in batch_paths]
+        yield from spectrograms(waves, params, device=device)
+
+
+def _batches(paths: Sequence[Path], keys: Sequence) -> Iterator[tuple[list[Path], list]]:
     """Consecutive groups whose audio, estimated from file size, fits the sample budget."""
     batch_paths: list[Path] = []
     batch_keys: list[str] = []

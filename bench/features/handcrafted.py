@@ -41,6 +41,9 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     *(f"mfcc{i}_{stat}" for i in range(1, N_MFCC + 1) for stat in ("mean", "var")),
 )
 
+FEATURE_VERSION = 1
+"""Part of cached feature keys: bump when the computed values change, so caches are rebuilt."""
+
 N_FFT = 2048
 HOP = 512
 N_MELS = 128
@@ -324,8 +327,7 @@ def _hpss_stats(
     harmonic_mag = _running_median(mag, HPSS_WIDTH).square()
     percussive_mag = _running_median(mag.transpose(1, 2), HPSS_WIDTH).transpose(1, 2)
     percussive_mag = percussive_mag.contiguous().square()
-    total = harmonic_mag + percussive_mag
-    mask = torch.where(total > 0, harmonic_mag / total, 0.5)
+    mask = torch.nan_to_num(harmonic_mag / (harmonic_mag + percussive_mag), nan=0.5)  # 0/0
     kept = HOP * (spec.shape[-1] - 1)
     harmonic = torch.istft(spec * mask, N_FFT, HOP, window=window, center=True, length=kept)
     percussive = x[:, :kept] - harmonic
