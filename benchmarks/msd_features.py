@@ -45,7 +45,7 @@ def measure(variant: str, root: Path, workers: int) -> dict:
     """Child process: turn ``root`` into the feature table; report time and peak memory."""
     import numpy as np
 
-    from bench.data.msd import feature_columns, feature_table, find_track_files
+    from bench.data.msd import feature_columns, feature_table
 
     peaks: dict[int, int] = {}
     stop = threading.Event()
@@ -62,7 +62,6 @@ def measure(variant: str, root: Path, workers: int) -> dict:
         "variant": variant,
         "workers": workers,
         "files": files,
-        "listed": len(find_track_files(root)),
         "seconds": seconds,
         "self_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         "worker_kib": max(peaks.values(), default=0),

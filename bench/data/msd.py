@@ -135,6 +135,7 @@ _PARALLEL_MIN = (
     256  # files per extra process: below it, starting processes costs more than it saves
 )
 _CHUNK = 64  # files per task sent to a worker process
+_CSV_ROWS = 1000  # rows per chunk when reading the cached table back
 
 
 class TrackError(DataError):
@@ -382,12 +383,15 @@ def feature_table(
         final = target / f"{key}.csv"
         partial = final.with_suffix(f".{os.getpid()}.tmp")
         columns = (*META_COLUMNS, *feature_columns(covariance))
-        with partial.open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh, lineterminator="\n")
-            writer.writerow(columns)
-            for rows in _extract(root, paths, covariance, workers, progress):
-                writer.writerows(rows)
-        partial.replace(final)
+        try:
+            with partial.open("w", newline="", encoding="utf-8") as fh:
+                writer = csv.writer(fh, lineterminator="\n")
+                writer.writerow(columns)
+                for rows in _extract(root, paths, covariance, workers, progress):
+                    writer.writerows(rows)
+            partial.replace(final)
+        finally:
+            partial.unlink(missing_ok=True)
         return _read_table(final, covariance)
 
 
@@ -489,13 +493,15 @@ def _problem(exc: TrackError, path: Path) -> str:
 def _read_table(path: Path, covariance: bool) -> pd.DataFrame:
     features = feature_columns(covariance)
     try:
-        table = pd.read_csv(
+        chunks = pd.read_csv(
             path,
             dtype={**dict.fromkeys(META_COLUMNS, str), **dict.fromkeys(features, np.float64)},
             keep_default_na=False,
             na_values={c: [""] for c in features},
             encoding="utf-8",
+            chunksize=_CSV_ROWS,  # the parser's buffers would be ~8x the table read whole
         )
+        table = pd.concat(chunks, ignore_index=True)
     except (ValueError, pd.errors.ParserError) as exc:
         raise DataError(
             f"{path}: cached MSD table is unreadable ({_first_line(exc)}); delete it"
