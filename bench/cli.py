@@ -208,9 +208,16 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_suites(args: argparse.Namespace) -> int:
     from bench.suites import list_suites
 
-    for suite in list_suites():
+    suites = list_suites()
+    name = max((len(s.name) for s in suites), default=0)
+    kind = max((len(s.dataset.kind) for s in suites), default=0)
+    protocol = max((len(s.protocol.describe()) for s in suites), default=0)
+    for suite in suites:
         models = ", ".join(m.name for m in suite.models)
-        print(f"{suite.name:<10} {suite.dataset.kind:<16} {suite.protocol.describe():<28} {models}")
+        print(
+            f"{suite.name:<{name}}  {suite.dataset.kind:<{kind}}  "
+            f"{suite.protocol.describe():<{protocol}}  {models}"
+        )
     return 0
 
 
