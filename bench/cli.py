@@ -60,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", required=True, help="suite name or path to a suite TOML file")
     p.add_argument("--data-dir", type=Path, help="dataset folder (default: $BENCH_DATA or ./data)")
     p.add_argument("--models", help="comma-separated subset of models (default: the suite's)")
+    _labels_arg(p)
     p.add_argument(
         "--protocol",
         choices=("stratified-kfold", "fault-filtered", "artist-kfold"),
@@ -103,6 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--suite", default="gtzan", help="suite whose data and protocol to tune on")
     p.add_argument("--data-dir", type=Path, help="dataset folder (default: $BENCH_DATA or ./data)")
+    _labels_arg(p)
     p.add_argument(
         "--protocol",
         choices=("stratified-kfold", "fault-filtered", "artist-kfold"),
@@ -166,13 +168,22 @@ def _parser() -> argparse.ArgumentParser:
     _features_parsers(sub)
 
     data = sub.add_parser("data", help="get or generate datasets").add_subparsers(metavar="ACTION")
-    p = data.add_parser("synth", help="write a synthetic dataset in the real layout")
-    p.add_argument("dataset", choices=("gtzan",))
+    synth = data.add_parser(
+        "synth", help="write a synthetic dataset in the real layout"
+    ).add_subparsers(metavar="DATASET", required=True)
+    p = synth.add_parser("gtzan", help="GTZAN: WAV clips, features CSV, artist-filtered splits")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--per-genre", type=int, default=10)
     p.add_argument("--duration", type=float, default=30.0, help="seconds per clip")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_data_synth)
+    p = synth.add_parser("msd", help="MSD: HDF5 track files in the subset's data/A/B/C layout")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--tracks", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--songs-per-artist", type=float, default=4.0, help="mean (default: 4)")
+    p.add_argument("--workers", type=int, help="processes (default: one per core from 500)")
+    p.set_defaults(func=cmd_data_synth_msd)
     p = data.add_parser("fetch", help="download and unpack a dataset archive, checksum verified")
     p.add_argument("dataset", choices=("gtzan",))
     p.add_argument("--url", required=True)
@@ -180,6 +191,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=cmd_data_fetch)
     return parser
+
+
+def _labels_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--labels",
+        type=Path,
+        help="MSD suites: genre label file (track_id<TAB>genre, or a CSV with track_id/song_id "
+        "and genre columns) instead of genres derived from artist terms",
+    )
 
 
 def _tracking_arg(p: argparse.ArgumentParser) -> None:
@@ -203,9 +223,16 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_suites(args: argparse.Namespace) -> int:
     from bench.suites import list_suites
 
-    for suite in list_suites():
+    suites = list_suites()
+    name = max((len(s.name) for s in suites), default=0)
+    kind = max((len(s.dataset.kind) for s in suites), default=0)
+    protocol = max((len(s.protocol.describe()) for s in suites), default=0)
+    for suite in suites:
         models = ", ".join(m.name for m in suite.models)
-        print(f"{suite.name:<10} {suite.dataset.kind:<16} {suite.protocol.describe():<28} {models}")
+        print(
+            f"{suite.name:<{name}}  {suite.dataset.kind:<{kind}}  "
+            f"{suite.protocol.describe():<{protocol}}  {models}"
+        )
     return 0
 
 
@@ -221,13 +248,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise BenchError(f"--workers must be at least 1, got {args.workers}")
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     suite = load_suite(args.suite).with_overrides(models, args.protocol, args.folds, args.seed)
+    suite = _with_labels(suite, args.labels)
     from bench import registry
 
     for entry in suite.models:
         registry.get(entry.name)
     dataset = open_dataset(suite.dataset, args.data_dir, progress=sys.stderr.isatty())
     if dataset.skipped:
-        log.warning("%d unreadable clip(s) skipped; listed on the MLflow run", len(dataset.skipped))
+        log.warning("%d unreadable file(s) skipped; listed on the MLflow run", len(dataset.skipped))
+    for reason, count in dataset.dropped.items():
+        print(f"dropped: {count} {reason}")
     dev = None
     if args.tuned:
         from bench.tuning import apply_tuned
@@ -283,6 +313,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
+def _with_labels(suite, labels: Path | None):
+    """The suite reading genres from ``labels`` (an MSD suite's ``[dataset] labels``)."""
+    if labels is None:
+        return suite
+    from dataclasses import replace
+
+    from bench.errors import BenchError
+
+    if not suite.dataset.kind.startswith(("msd", "synthetic-msd")):
+        raise BenchError(f"--labels applies to MSD suites; {suite.name} reads {suite.dataset.kind}")
+    if not labels.is_file():
+        raise BenchError(f"{labels}: label file not found")
+    options = {**suite.dataset.options, "labels": str(labels.resolve())}
+    return replace(suite, dataset=replace(suite.dataset, options=options))
+
+
 def _outcome(result) -> str:
     if result.status == "FINISHED":
         return f"acc {result.metrics['accuracy']:.3f}"
@@ -296,6 +342,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
     storage = parse_storage(args.storage)
     suite = load_suite(args.suite).with_overrides(None, args.protocol, None, args.seed)
+    suite = _with_labels(suite, args.labels)
     metric = args.metric or suite.tuning.metric
     check_options(args.trials, args.workers, metric, args.sampler, args.pruner, storage)
     spec = registry.get(args.model)
@@ -547,6 +594,24 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
         progress=sys.stderr.isatty(),
     )
     print(f"synthetic GTZAN written to {root}")
+    return 0
+
+
+def cmd_data_synth_msd(args: argparse.Namespace) -> int:
+    from bench.data.synthetic_msd import TRUTH_FILE, synth_msd
+
+    root = synth_msd(
+        args.out,
+        tracks=args.tracks,
+        seed=args.seed,
+        songs_per_artist=args.songs_per_artist,
+        workers=args.workers,
+        progress=sys.stderr.isatty(),
+    )
+    print(
+        f"synthetic MSD ({args.tracks} track files) written to {root / 'data'}; each track's "
+        f"generating genre is in {root / TRUTH_FILE}"
+    )
     return 0
 
 

@@ -197,7 +197,11 @@ def run_suite(
             "n_tracks": dataset.n_tracks,
             "workers": workers,
         },
-        tags={**tags, "bench.skipped_clips": str(len(dataset.skipped))},
+        tags={
+            **tags,
+            "bench.skipped_clips": str(len(dataset.skipped)),
+            **({"bench.dropped": json.dumps(dataset.dropped)} if dataset.dropped else {}),
+        },
     )
     summary = RunSummary(parent, skipped=len(jobs) - len(pending), skipped_models=skipped_models)
     for name, reason in skipped_models.items():

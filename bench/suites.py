@@ -28,7 +28,9 @@ from typing import Any
 from bench.data.splits import Protocol
 from bench.errors import BenchError
 
-DATASET_KINDS = ("gtzan", "synthetic-gtzan")
+DATASET_KINDS = ("gtzan", "synthetic-gtzan", "msd", "msd-table", "synthetic-msd")
+_DEFAULT_FEATURES = {"msd-table": "music.csv"}
+"""The table a kind reads when ``[dataset] features`` does not say (GTZAN's otherwise)."""
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,7 @@ def _parse(raw: dict[str, Any], path: Path) -> Suite:
         dataset = DatasetSpec(
             kind=kind,
             path=data.pop("path", None),
-            features=data.pop("features", "features_30_sec.csv"),
+            features=data.pop("features", _DEFAULT_FEATURES.get(kind, "features_30_sec.csv")),
             options=data,
             **computed,
         )

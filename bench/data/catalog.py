@@ -30,6 +30,17 @@ def cache_home() -> Path:
     return Path(os.environ.get("BENCH_CACHE", Path(".cache") / "bench"))
 
 
+MSD_OPTIONS = ("labels", "covariance", "min_class_artists")
+"""``[dataset]`` options of the MSD kinds that shape the loaded dataset (``msd-table``: not
+``covariance``); ``synthetic-msd`` also takes :func:`bench.data.synthetic_msd.synth_msd`'s."""
+_SYNTH_MSD_OPTIONS = ("tracks", "seed", "songs_per_artist")
+_HOW_TO_GET = {
+    "gtzan": "download it with `bench data fetch gtzan --url URL --sha256 HASH --out {root}`",
+    "msd": "put Million Song Dataset track files there (the subset's data/A/B/C/TR*.h5)",
+    "msd-table": "put the CORGIS music.csv there",
+}
+
+
 def open_dataset(
     spec: DatasetSpec, data_dir: Path | None = None, progress: bool = False
 ) -> Dataset:
@@ -38,6 +49,14 @@ def open_dataset(
     if spec.kind == "synthetic-gtzan":
         root = Path(data_dir) if data_dir else _synthetic_root(spec, progress)
         return load_gtzan(root, spec.features, name="synthetic-gtzan")
+    if spec.kind == "synthetic-msd":
+        from bench.data.msd import load_msd
+
+        options = _msd_options(spec, MSD_OPTIONS + _SYNTH_MSD_OPTIONS)
+        generate = {k: options.pop(k) for k in _SYNTH_MSD_OPTIONS if k in options}
+        root = Path(data_dir) if data_dir else _synthetic_msd_root(generate, progress)
+        cache = cache_home() / "msd"
+        return load_msd(root, name=spec.kind, cache=cache, progress=progress, **options)
     if data_dir is not None:
         root = Path(data_dir)
         if not root.is_dir():
@@ -45,12 +64,47 @@ def open_dataset(
     else:
         root = data_home() / (spec.path or spec.kind)
         if not root.is_dir():
+            how = _HOW_TO_GET[spec.kind].format(root=root)
             raise DataError(
-                f"{spec.kind} data not found at {root}; download it with "
-                f"`bench data fetch {spec.kind} --url URL --sha256 HASH --out {root}`, "
-                f"set $BENCH_DATA, or pass --data-dir"
+                f"{spec.kind} data not found at {root}; {how}, set $BENCH_DATA, or pass --data-dir"
             )
+    if spec.kind == "msd":
+        from bench.data.msd import load_msd
+
+        options = _msd_options(spec, MSD_OPTIONS)
+        cache = cache_home() / "msd"
+        return load_msd(root, name=spec.kind, cache=cache, progress=progress, **options)
+    if spec.kind == "msd-table":
+        from bench.data.msd import load_msd_table
+
+        options = _msd_options(spec, ("labels", "min_class_artists"))
+        return load_msd_table(root, spec.features, name=spec.kind, **options)
     return load_gtzan(root, spec.features, name=spec.kind)
+
+
+def _msd_options(spec: DatasetSpec, known: tuple[str, ...]) -> dict:
+    unknown = sorted(set(spec.options) - set(known))
+    if unknown:
+        raise DataError(
+            f"[dataset] option(s) {', '.join(unknown)} unknown for kind {spec.kind!r}; "
+            f"it takes {', '.join(known)}"
+        )
+    return dict(spec.options)
+
+
+def _synthetic_msd_root(options: dict, progress: bool) -> Path:
+    """Generate (once) and cache the synthetic MSD folder ``options`` describe."""
+    from bench.data.synthetic_msd import GENERATOR_VERSION, synth_msd
+
+    recipe = {**options, "generator": GENERATOR_VERSION}
+    key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
+    root = cache_home() / f"synthetic-msd-{key}"
+    done = root / ".complete"
+    if not done.is_file():
+        log.info("generating synthetic MSD %s into %s", options, root)
+        synth_msd(root, progress=progress, **options)
+        done.write_text(json.dumps(options, sort_keys=True))
+    return root
 
 
 def _synthetic_root(spec: DatasetSpec, progress: bool) -> Path:

@@ -15,7 +15,10 @@ class Dataset:
 
     ``labels`` are integer codes into ``classes``, encoded once here so every model, fold and
     report uses the same mapping. ``tracks`` lets protocols split by track, so segment-level
-    rows of one track can never land on both sides of a split.
+    rows of one track can never land on both sides of a split. ``groups`` (the artist of each
+    row, when the data itself says: MSD's ``artist_id``) is what artist-grouped protocols use
+    instead of a groups file. ``dropped`` counts, by reason, what loading left out (unlabelled
+    tracks, classes too small to validate), so a run can report it.
     """
 
     name: str
@@ -28,6 +31,8 @@ class Dataset:
     vote: str = "row"  # "track": rows are segments, scored by their track's mean probability
     audio: dict[str, Path] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    groups: np.ndarray | None = None
+    dropped: dict[str, int] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -142,7 +142,8 @@ def make_folds(
     if groups is None:
         _check_enough(labels, protocol.folds, "tracks")
     elif len(np.unique(groups)) < protocol.folds:
-        raise DataError(f"{protocol.groups}: fewer artist groups than {protocol.folds} folds")
+        source = "the dataset" if dataset.groups is not None else protocol.groups
+        raise DataError(f"{source}: fewer artist groups than {protocol.folds} folds")
     parts = _splitter(protocol.name, protocol.folds, seed).split(tracks, labels, groups)
     return [
         Fold(
@@ -157,10 +158,17 @@ def make_folds(
 def _protocol_tracks(
     dataset: Dataset, protocol: Protocol
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Tracks, their labels and (for ``artist-kfold``) their artist groups."""
+    """Tracks, their labels and (for ``artist-kfold``) their artist groups.
+
+    The groups come from the dataset when it carries them (MSD's ``artist_id``), else from
+    the protocol's groups file.
+    """
     tracks, track_labels = _tracks_with_labels(dataset)
     if protocol.name == "stratified-kfold":
         return tracks, track_labels, None
+    if dataset.groups is not None:
+        _, first = np.unique(dataset.tracks, return_index=True)
+        return tracks, track_labels, dataset.groups[first]
     groups = read_groups(dataset.root / protocol.groups)
     known = np.array([t in groups for t in tracks])
     if not known.all():
