@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 
@@ -66,8 +68,6 @@ def per_class_f1(
     A class absent from both has no defined F1 and is left out rather than logged as 0.
     Characters MLflow refuses in metric names become ``_``.
     """
-    import re
-
     from sklearn.metrics import f1_score
 
     present = np.union1d(np.unique(y_true), np.unique(y_pred)).astype(int)

@@ -169,18 +169,20 @@ class _RunFiles:
 
     def __init__(self, tracker: Tracker, scratch: Path) -> None:
         self.tracker, self.scratch = tracker, scratch
+        self._tables: dict[str, Any] = {}
 
     def predictions(self, run_id: str) -> Any:
+        """The run's ``predictions.csv`` as a table (None when it has none), read once."""
         import pandas as pd
 
         from bench.artifacts import PREDICTIONS_FILE
 
-        target = self.scratch / run_id / PREDICTIONS_FILE
-        if not target.is_file():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if self.tracker.run_file(run_id, PREDICTIONS_FILE, target.parent) is None:
-                return None
-        return pd.read_csv(target, index_col=0)
+        if run_id not in self._tables:
+            folder = self.scratch / run_id
+            folder.mkdir(parents=True, exist_ok=True)
+            path = self.tracker.run_file(run_id, PREDICTIONS_FILE, folder)
+            self._tables[run_id] = None if path is None else pd.read_csv(path, index_col=0)
+        return self._tables[run_id]
 
 
 def write_report(suite: str, tracker: Tracker, out_dir: Path, fmt: str = "md") -> Path:

@@ -122,18 +122,7 @@ class Tracker:
 
         ``history`` holds per-epoch metrics of torch models, logged with the epoch as step.
         """
-        run = self.client.create_run(
-            self.experiment_id,
-            tags={
-                "mlflow.runName": name,
-                "mlflow.parentRunId": parent_id,
-                KIND: JOB,
-                "bench.host": socket.gethostname(),
-                "bench.pid": str(os.getpid()),
-                **tags,
-            },
-        )
-        run_id = run.info.run_id
+        run_id = self._child(parent_id, name, JOB, tags)
         self._log(run_id, params=params, metrics=metrics)
         for epoch in history:
             step = int(epoch.get("epoch", 0))
@@ -146,18 +135,9 @@ class Tracker:
 
     def log_skip(self, parent_id: str, model: str, reason: str, tags: Mapping[str, str]) -> None:
         """A model the suite lists but could not run on this data, with the reason."""
-        run = self.client.create_run(
-            self.experiment_id,
-            tags={
-                "mlflow.runName": f"{model} (skipped)",
-                "mlflow.parentRunId": parent_id,
-                KIND: SKIP,
-                "bench.model": model,
-                "bench.skip_reason": reason,
-                **tags,
-            },
-        )
-        self.client.set_terminated(run.info.run_id, "FINISHED")
+        tags = {"bench.model": model, "bench.skip_reason": reason, **tags}
+        run_id = self._child(parent_id, f"{model} (skipped)", SKIP, tags)
+        self.client.set_terminated(run_id, "FINISHED")
 
     def job_runs(self, kind: str = JOB) -> list[dict[str, Any]]:
         """Every job (or skip) run of the suite as a flat dict (for reports)."""
@@ -207,18 +187,8 @@ class Tracker:
     ) -> str:
         """One finished Optuna trial as a nested run; ``intermediate`` values go in by step."""
         status = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}[state]
-        run = self.client.create_run(
-            self.experiment_id,
-            tags={
-                "mlflow.runName": f"trial {number}",
-                "mlflow.parentRunId": parent_id,
-                KIND: TRIAL,
-                "bench.trial_number": str(number),
-                "bench.trial_state": state,
-                **tags,
-            },
-        )
-        run_id = run.info.run_id
+        tags = {"bench.trial_number": str(number), "bench.trial_state": state, **tags}
+        run_id = self._child(parent_id, f"trial {number}", TRIAL, tags)
         self._log(run_id, params=params, metrics=metrics)
         for step, value in sorted(intermediate.items()):
             self._log(run_id, metrics={"intermediate": value}, step=step)
@@ -252,6 +222,21 @@ class Tracker:
             f"tags.`{KIND}` = '{TRIAL}' and tags.`mlflow.parentRunId` = '{parent['run_id']}'"
         )
         return parent, [_flat(run) for run in trials]
+
+    def _child(self, parent_id: str, name: str, kind: str, tags: Mapping[str, str]) -> str:
+        """A run nested under ``parent_id``, stamped with this host and pid."""
+        run = self.client.create_run(
+            self.experiment_id,
+            tags={
+                "mlflow.runName": name,
+                "mlflow.parentRunId": parent_id,
+                KIND: kind,
+                "bench.host": socket.gethostname(),
+                "bench.pid": str(os.getpid()),
+                **tags,
+            },
+        )
+        return run.info.run_id
 
     def _search(self, filter_string: str) -> list[Any]:
         runs, token = [], None

@@ -87,19 +87,28 @@ def _wav_data_sizes(path: Path) -> tuple[int | None, int]:
 
 def load_audio(path: Path, sr: int = SAMPLE_RATE) -> np.ndarray:
     """Mono float32 samples of ``path`` at ``sr`` Hz (downmixed and resampled as needed)."""
+    samples, native_sr = read_samples(path)
+    return resample(samples.mean(axis=1), native_sr, sr)
+
+
+def read_samples(path: Path) -> tuple[np.ndarray, int]:
+    """``(frames x channels float32, sample rate)``; an unreadable file is a DataError."""
     import soundfile as sf
 
     try:
-        samples, native_sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as exc:
+        return sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:  # libsndfile raises several types for unreadable files
         raise DataError(f"{path}: unreadable audio ({str(exc).splitlines()[0]})") from None
-    mono = samples.mean(axis=1)
+
+
+def resample(wave: np.ndarray, native_sr: int, sr: int) -> np.ndarray:
+    """Contiguous float32 ``wave`` at ``sr`` Hz (torchaudio's resampler when the rates differ)."""
     if native_sr != sr:
         import torch
         import torchaudio.functional as AF
 
-        mono = AF.resample(torch.from_numpy(mono), native_sr, sr).numpy()
-    return np.ascontiguousarray(mono, dtype=np.float32)
+        wave = AF.resample(torch.from_numpy(np.ascontiguousarray(wave)), native_sr, sr).numpy()
+    return np.ascontiguousarray(wave, dtype=np.float32)
 
 
 def read_features_csv(path: Path) -> pd.DataFrame:

@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from bench.data.dataset import Dataset
-from bench.data.gtzan import AUDIO_DIR, SAMPLE_RATE, wav_problem
+from bench.data.gtzan import AUDIO_DIR, SAMPLE_RATE, read_samples, resample, wav_problem
 from bench.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -122,15 +122,10 @@ def read_clip(path: Path, sr: int = SAMPLE_RATE) -> tuple[np.ndarray, list[str]]
 
     Raises :class:`DataError` naming the file when it cannot be used at all.
     """
-    import soundfile as sf
-
     problem = wav_problem(path)
     if problem:
         raise DataError(f"{path}: {problem}")
-    try:
-        samples, native_sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as exc:  # libsndfile raises several types for unreadable files
-        raise DataError(f"{path}: unreadable audio ({str(exc).splitlines()[0]})") from None
+    samples, native_sr = read_samples(path)
     notes = []
     if samples.shape[1] > 1:
         notes.append(f"{samples.shape[1]} channels mixed to mono")
@@ -140,12 +135,8 @@ def read_clip(path: Path, sr: int = SAMPLE_RATE) -> tuple[np.ndarray, list[str]]
         notes.append(f"{int((~finite).sum())} non-finite sample(s) replaced by 0")
         wave = np.where(finite, wave, np.float32(0))
     if native_sr != sr:
-        import torch
-        import torchaudio.functional as AF
-
         notes.append(f"resampled from {native_sr} Hz to {sr} Hz")
-        wave = AF.resample(torch.from_numpy(np.ascontiguousarray(wave)), native_sr, sr).numpy()
-    return np.ascontiguousarray(wave, dtype=np.float32), notes
+    return resample(wave, native_sr, sr), notes
 
 
 def split_clip(
