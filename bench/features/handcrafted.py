@@ -3,7 +3,7 @@
 `features_30_sec.csv` of the Kaggle GTZAN dataset was made with librosa's defaults (22050 Hz,
 2048-point Hann STFT, hop 512, centred frames with reflect padding as librosa < 0.10 did). This
 module recomputes the same 57 columns batched on any torch device, so that synthetic or new audio
-gets features comparable with the real table without depending on librosa (about 8x faster than
+gets features comparable with the real table without depending on librosa (about 12x faster than
 librosa 0.11 on one CPU thread; HPSS dominates both). Clips of equal length are batched together
 and every feature shares one STFT.
 """
@@ -41,7 +41,7 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     *(f"mfcc{i}_{stat}" for i in range(1, N_MFCC + 1) for stat in ("mean", "var")),
 )
 
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2
 """Part of cached feature keys: bump when the computed values change, so caches are rebuilt."""
 
 N_FFT = 2048
@@ -127,13 +127,14 @@ def _batch_features(x: torch.Tensor, sr: int) -> torch.Tensor:
     power = spec.real.square() + spec.imag.square()
     mag = power.sqrt()
     log_mel = _log_mel(power, sr)
-    centroid, bandwidth = _centroid_bandwidth(mag, sr)
+    mag64 = mag.double()  # (clip, bin, frame), frame-major in memory like the STFT
+    centroid, bandwidth = _centroid_bandwidth(mag64, sr)
     frame_features = [
         _chroma(power, sr),
         _rms(x),
         centroid,
         bandwidth,
-        _rolloff(mag, sr),
+        _rolloff(mag64, sr),
         _zero_crossing_rate(x),
     ]
     stats = [s for feature in frame_features for s in _mean_var(feature.flatten(1))]
@@ -175,13 +176,13 @@ def _fft_freqs(sr: int, device: torch.device) -> torch.Tensor:
     return torch.arange(N_FFT // 2 + 1, dtype=torch.float64, device=device) * (sr / N_FFT)
 
 
-def _centroid_bandwidth(mag: torch.Tensor, sr: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _centroid_bandwidth(mag64: torch.Tensor, sr: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Spectral centroid and 2nd-order bandwidth from raw moments (float64, so no cancellation).
 
     Silent frames stay unnormalised, as in librosa, and so give 0.
     """
-    freqs = _fft_freqs(sr, mag.device)
-    moments = torch.stack([torch.ones_like(freqs), freqs, freqs.square()]) @ mag.double()
+    freqs = _fft_freqs(sr, mag64.device)
+    moments = torch.stack([torch.ones_like(freqs), freqs, freqs.square()]) @ mag64
     total = moments[:, 0]
     total = torch.where(total > _TINY, total, 1.0)
     centroid = moments[:, 1] / total
@@ -189,11 +190,24 @@ def _centroid_bandwidth(mag: torch.Tensor, sr: int) -> tuple[torch.Tensor, torch
     return centroid, bandwidth
 
 
-def _rolloff(mag: torch.Tensor, sr: int) -> torch.Tensor:
-    """Lowest frequency whose cumulative magnitude reaches 85% of the frame's total."""
-    cumulative = mag.double().cumsum(1)
-    below = (cumulative < ROLL_PERCENT * cumulative[:, -1:]).sum(1)
-    return _fft_freqs(sr, mag.device)[below.clamp_max(N_FFT // 2)]
+def _rolloff(mag64: torch.Tensor, sr: int) -> torch.Tensor:
+    """Lowest frequency whose cumulative magnitude reaches 85% of the frame's total.
+
+    Sums over blocks of 32 bins find each frame's crossing block and only that block is summed
+    bin by bin: a cumulative sum over all 1025 bins is sequential, and took 5% of a clip.
+    """
+    by_frame = mag64.transpose(1, 2)  # (clip, frame, bin)
+    width = 32
+    n_blocks = (N_FFT // 2) // width  # the blocks cover all bins but the last (Nyquist) one
+    blocks = by_frame[..., : n_blocks * width].unflatten(-1, (n_blocks, width))
+    before = F.pad(blocks.sum(-1).cumsum(-1), (1, 0))  # the sum before each block, and of all
+    threshold = ROLL_PERCENT * (before[..., -1] + by_frame[..., -1])
+    crossing = (before[..., 1:] < threshold[..., None]).sum(-1, keepdim=True)
+    block = blocks.gather(-2, crossing.clamp_max(n_blocks - 1)[..., None].expand(-1, -1, 1, width))
+    cumulative = before.gather(-1, crossing) + block[..., 0, :].cumsum(-1)
+    below = width * crossing[..., 0] + (cumulative < threshold[..., None]).sum(-1)
+    # a frame whose blocks all stay below crosses at the Nyquist bin: 1024 + anything, clamped
+    return _fft_freqs(sr, mag64.device)[below.clamp_max(N_FFT // 2)]
 
 
 def _hz_to_mel(hz: torch.Tensor) -> torch.Tensor:
@@ -323,18 +337,47 @@ def _hpss_stats(
     the harmonic one (the masks sum to 1 and the STFT inverts exactly), which saves a second
     inverse STFT. As in the old librosa that made the CSV, both waveforms end at the last full
     hop and are zero-padded to the clip's length.
+
+    Everything after the time-axis filter runs frame-major, the layout `torch.stft` returns
+    under its (clip, bin, frame) view, so the frequency-axis filter, the mask and the inverse
+    FFT all read contiguous rows.
     """
-    harmonic_mag = _running_median(mag, HPSS_WIDTH).square()
-    percussive_mag = _running_median(mag.transpose(1, 2), HPSS_WIDTH).transpose(1, 2)
-    percussive_mag = percussive_mag.contiguous().square()
+    by_frame = mag.transpose(1, 2)  # (clip, frame, bin), contiguous for a fresh STFT
+    harmonic_mag = _running_median(mag, HPSS_WIDTH).transpose(1, 2).contiguous().square()
+    percussive_mag = _running_median(by_frame, HPSS_WIDTH).square()
     mask = torch.nan_to_num(harmonic_mag / (harmonic_mag + percussive_mag), nan=0.5)  # 0/0
+    # a real mask times a complex spectrum is several times faster as complex times complex
+    masked = spec.transpose(1, 2) * mask.to(spec.dtype)
     kept = HOP * (spec.shape[-1] - 1)
-    harmonic = torch.istft(spec * mask, N_FFT, HOP, window=window, center=True, length=kept)
+    harmonic = _inverse_stft(masked, window, kept)
     percussive = x[:, :kept] - harmonic
     return [
         *_zero_padded_mean_var(harmonic, x.shape[-1]),
         *_zero_padded_mean_var(percussive, x.shape[-1]),
     ]
+
+
+def _inverse_stft(by_frame: torch.Tensor, window: torch.Tensor, length: int) -> torch.Tensor:
+    """`torch.istft(..., center=True, length=length)` of a frame-major (clip, frame, bin) STFT.
+
+    The same least-squares overlap-add (windowed frames summed, divided by the summed squared
+    window), but with HOP dividing N_FFT the frames are added as N_FFT // HOP shifted blocks of
+    HOP samples instead of torch's general fold, about 3x faster on CPU.
+    """
+    frames = torch.fft.irfft(by_frame, N_FFT, dim=-1) * window
+    n_clips, n_frames = frames.shape[:2]
+    parts = N_FFT // HOP
+    blocks = frames.view(n_clips, n_frames, parts, HOP)
+    signal = frames.new_zeros((n_clips, n_frames + parts - 1, HOP))
+    envelope = window.square().view(parts, HOP)
+    weight = window.new_zeros((n_frames + parts - 1, HOP))
+    for part in range(parts):
+        signal[:, part : part + n_frames] += blocks[:, :, part]
+        weight[part : part + n_frames] += envelope[part]
+    start = N_FFT // 2  # centred frames: drop the reflect padding
+    signal = signal.view(n_clips, -1)[:, start : start + length]
+    weight = weight.view(-1)[start : start + length]
+    return signal / torch.where(weight > 1e-11, weight, 1.0)
 
 
 def _zero_padded_mean_var(signal: torch.Tensor, length: int) -> list[torch.Tensor]:
@@ -382,7 +425,9 @@ def _median_of_rows(padded: torch.Tensor, run: int) -> torch.Tensor:
     `padded` holds an even number n of outputs plus 2 * run - 2 samples of context.
     """
     even, odd = padded[..., 0::2], padded[..., 1::2]
-    runs = torch.stack([torch.minimum(even, odd), torch.maximum(even, odd)])
+    runs = torch.empty((2, *even.shape), dtype=padded.dtype, device=padded.device)
+    torch.minimum(even, odd, out=runs[0])
+    torch.maximum(even, odd, out=runs[1])
     size = 2
     while size < run:  # runs[:, :, p] holds samples 2p .. 2p + size - 1, sorted
         shift = size // 2
@@ -396,8 +441,9 @@ def _median_of_rows(padded: torch.Tensor, run: int) -> torch.Tensor:
     lower = torch.minimum(first, second, out=second).amax(0)
     out = torch.empty((*padded.shape[:-1], 2 * pairs), dtype=padded.dtype, device=padded.device)
     last = padded[..., 2 * run - 1 :: 2]
-    out[..., 0::2] = torch.where(last <= lower, upper, lower)  # window without its last sample
-    out[..., 1::2] = torch.where(even[..., :pairs] <= lower, upper, lower)  # without its first
+    # the window without its last sample, then without its first
+    torch.where(last <= lower, upper, lower, out=out[..., 0::2])
+    torch.where(even[..., :pairs] <= lower, upper, lower, out=out[..., 1::2])
     return out
 
 
@@ -425,8 +471,10 @@ def _tempo(log_mel: torch.Tensor, sr: int) -> torch.Tensor:
     around 120 BPM (one octave wide) and tempi above 320 BPM are excluded.
     """
     bands, frames = log_mel.shape[1], log_mel.shape[2]
-    flux = (log_mel[:, :, 1:] - log_mel[:, :, :-1]).clamp_min(0).sort(dim=1).values
-    median = 0.5 * (flux[:, (bands - 1) // 2] + flux[:, bands // 2])
+    flux = (log_mel[:, :, 1:] - log_mel[:, :, :-1]).clamp_min(0)
+    # the two middle values of each frame's bands (a partial sort: 1.5x faster than sorting)
+    low = flux.topk(bands // 2 + 1, dim=1, largest=False, sorted=True).values
+    median = 0.5 * (low[:, (bands - 1) // 2] + low[:, bands // 2])
     envelope = F.pad(median, (1 + N_FFT // (2 * HOP), 0))[:, :frames]
 
     win = int(8.0 * sr) // HOP
@@ -436,7 +484,8 @@ def _tempo(log_mel: torch.Tensor, sr: int) -> torch.Tensor:
     padded = torch.cat([envelope[:, :1] * ramp, envelope, envelope[:, -1:] * ramp.flip(0)], dim=1)
     segments = padded.unfold(1, win, 1)[:, :frames] * torch.hann_window(win, device=log_mel.device)
     n_fft = 1 << (2 * win - 2).bit_length()
-    spectrum = torch.fft.rfft(segments, n=n_fft).abs().square()
+    spectrum = torch.fft.rfft(segments, n=n_fft)
+    spectrum = spectrum.real.square() + spectrum.imag.square()
     autocorr = torch.fft.irfft(spectrum, n=n_fft)[..., :win]
     peak = autocorr.abs().amax(-1, keepdim=True)
     tempogram = (autocorr / torch.where(peak > _TINY, peak, 1.0)).mean(1).double().clamp_min(0)
