@@ -12,7 +12,14 @@ import scipy.ndimage
 import soundfile as sf
 import torch
 
-from bench.features.handcrafted import FEATURE_COLUMNS, _running_median, gtzan_features
+from bench.features.handcrafted import (
+    FEATURE_COLUMNS,
+    _fft_freqs,
+    _inverse_stft,
+    _rolloff,
+    _running_median,
+    gtzan_features,
+)
 
 SHARED_DATA = Path(
     os.environ.get("BENCH_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -145,6 +152,34 @@ def test_running_median_is_exact(width, length):
     x[:, ::4] = 0.5  # ties
     expected = scipy.ndimage.median_filter(x, size=(1, width), mode="reflect")
     np.testing.assert_array_equal(_running_median(torch.from_numpy(x), width).numpy(), expected)
+
+
+def test_blocked_rolloff_equals_a_full_cumulative_sum():
+    x = torch.from_numpy(np.random.default_rng(3).standard_normal((2, 40_000), dtype=np.float32))
+    window = torch.hann_window(2048)
+    mag = torch.stft(x, 2048, 512, window=window, return_complex=True).abs().double()
+    mag[0, :, :3] = 0  # silent frames
+    mag[0, :, 3] = 0
+    mag[0, 1024, 3] = 1  # all energy in the Nyquist bin
+    mag[0, :, 4] = 0
+    mag[0, 0, 4] = 1  # all energy in the first bin
+    mag[1] = mag[1] ** 8  # peaky spectra that cross inside a block
+    cumulative = mag.cumsum(1)
+    below = (cumulative < 0.85 * cumulative[:, -1:]).sum(1).clamp_max(1024)
+    expected = _fft_freqs(22050, mag.device)[below]
+    assert torch.equal(_rolloff(mag, 22050), expected)
+    assert expected[0, 3] == 11025.0 and expected[0, 4] == 0.0
+
+
+def test_block_overlap_add_matches_torch_istft():
+    x = torch.from_numpy(np.random.default_rng(4).standard_normal((2, 30_000), dtype=np.float32))
+    window = torch.hann_window(2048)
+    spec = torch.stft(x, 2048, 512, window=window, center=True, return_complex=True)
+    spec = spec * torch.rand(spec.shape)  # a soft mask, as HPSS applies
+    length = 512 * (spec.shape[-1] - 1)
+    expected = torch.istft(spec, 2048, 512, window=window, center=True, length=length)
+    got = _inverse_stft(spec.transpose(1, 2).contiguous(), window, length)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
