@@ -44,6 +44,16 @@ class ModelSpec:
         """The factory's parameter names."""
         return tuple(inspect.signature(self.factory).parameters)
 
+    def value(self, params: dict[str, Any], name: str) -> Any:
+        """The parameter ``name`` as the factory will see it: from ``params``, else its default
+        (None when the factory has no such parameter or no default)."""
+        if name in params:
+            return params[name]
+        parameter = inspect.signature(self.factory).parameters.get(name)
+        if parameter is None or parameter.default is inspect.Parameter.empty:
+            return None
+        return parameter.default
+
     def complete(self, params: dict[str, Any], seed: int | None, device: str) -> dict[str, Any]:
         """``params`` checked against the factory, plus the seed and device where it takes them.
 

@@ -116,6 +116,18 @@ def plan_jobs(
                 )
                 model_folds = [f for f in model_folds if f.name not in empty]
         params = spec.complete(entry.params, suite.seed, device)
+        inner = spec.value(params, "cv")  # stacking's own cross-validation
+        thin = _too_few_for_inner_cv(dataset, model_folds, inner)
+        if thin:
+            reason = (
+                f"{', '.join(thin)}: the inner {inner}-fold CV needs a class with at least "
+                f"{inner} training rows, but the largest has {max(thin.values())}"
+            )
+            if spec.input_kind in AUDIO_KINDS:
+                reason += f" ({int(has_audio.sum())} of {len(has_audio)} tracks have audio)"
+            previous = skipped.get(entry.name)
+            skipped[entry.name] = f"{previous}; {reason}" if previous else reason
+            model_folds = [f for f in model_folds if f.name not in thin]
         config = {
             "model": entry.name,
             "params": params,
@@ -143,6 +155,19 @@ def plan_jobs(
             for f in model_folds
         )
     return jobs, skipped
+
+
+def _too_few_for_inner_cv(dataset: Dataset, folds: list[Fold], inner: object) -> dict[str, int]:
+    """Folds whose training side no stratified ``inner``-fold CV can split, with their largest
+    class count (scikit-learn refuses when every class has fewer rows than folds)."""
+    if not isinstance(inner, int) or isinstance(inner, bool) or inner < 2:
+        return {}
+    thin = {}
+    for fold in folds:
+        largest = int(np.bincount(dataset.labels[fold.train]).max(initial=0))
+        if largest < inner:
+            thin[fold.name] = largest
+    return thin
 
 
 def audio_folds(dataset: Dataset, folds: list[Fold]) -> list[Fold]:

@@ -167,3 +167,29 @@ def test_audio_subset_folds_are_skipped_and_never_ranked_with_full_rows(
     cnn_ref = next(r for r in rows if r[1:2] == ["cnn_ref"])
     assert logreg[0] == "1" and cnn_ref[0] == "subset"
     assert any(r[0] == "cnn_ref" and r[1].startswith(skipped_folds[0]) for r in rows)
+
+
+def test_a_stack_whose_inner_cv_cannot_split_is_skipped_with_the_reason(
+    tabular_gtzan: Path,
+) -> None:
+    from bench.data.synthetic import synth_gtzan
+
+    clips = synth_gtzan(Path("clips"), per_genre=1, duration=3.0, seed=0) / "genres_original"
+    target = tabular_gtzan / "genres_original"
+    for genre in ("blues", "rock"):  # 2 of 120 tracks have audio: at most 1 per genre to train
+        (target / genre).mkdir(parents=True)
+        (clips / genre / f"{genre}.00000.wav").rename(target / genre / f"{genre}.00000.wav")
+    argv = ["run", "--suite", "gtzan", "--data-dir", str(tabular_gtzan), "--folds", "3"]
+    assert main([*argv, "--models", "stack_multimodal,logreg"]) == 0
+    (skip,) = _runs("gtzan", "skip")
+    assert skip.data.tags["bench.model"] == "stack_multimodal"
+    reason = skip.data.tags["bench.skip_reason"]
+    assert (
+        "the inner 5-fold CV needs a class with at least 5 training rows, but the largest has 1 "
+        "(2 of 120 tracks have audio)" in reason
+    )
+    named = {f for part in reason.split("; ") for f in part.split(":")[0].split(", ")}
+    assert named == {"fold0", "fold1", "fold2"}  # every fold accounted for, none run or failed
+    jobs = _runs("gtzan", "job")
+    assert {r.data.tags["bench.model"] for r in jobs} == {"logreg"}
+    assert all(r.info.status == "FINISHED" for r in jobs)
