@@ -577,8 +577,9 @@ def cmd_perf(args: argparse.Namespace) -> int:
         on_step=lambda name: log.info("perf: timing %s", name),
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(render(result))
-    print(render(result))
+    text = render(result)
+    args.out.write_text(text)
+    print(text)
     print(f"written to {args.out}")
     return 0
 

@@ -47,12 +47,7 @@ class Figure:
     alt: str
 
 
-@dataclass
-class Code:
-    text: str
-
-
-Block = Heading | Text | Table | Figure | Code
+Block = Heading | Text | Table | Figure
 
 
 def to_markdown(blocks: list[Block]) -> str:
@@ -64,10 +59,8 @@ def to_markdown(blocks: list[Block]) -> str:
             out.append(block.text)
         elif isinstance(block, Table):
             out.append(_markdown_table(block))
-        elif isinstance(block, Figure):
+        else:  # Figure
             out.append(f"![{block.alt}]({block.path.name})")
-        else:
-            out.append(f"```\n{block.text}\n```")
         out.append("")
     return "\n".join(out)
 
@@ -106,12 +99,10 @@ def to_html(blocks: list[Block], title: str) -> str:
             body.append(f"<p>{_inline(block.text)}</p>")
         elif isinstance(block, Table):
             body.append(_html_table(block))
-        elif isinstance(block, Figure):
+        else:  # Figure
             data = base64.b64encode(block.path.read_bytes()).decode("ascii")
             alt = html.escape(block.alt)
             body.append(f'<figure><img alt="{alt}" src="data:image/png;base64,{data}"></figure>')
-        else:
-            body.append(f"<pre>{html.escape(block.text)}</pre>")
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>\n"

@@ -58,7 +58,6 @@ class PerfResult:
     repeats: int
     timings: dict[str, Timing] = field(default_factory=dict)
     startup: dict[str, Timing] = field(default_factory=dict)
-    librosa_version: str | None = None
     pool_start: float | None = None
 
 
@@ -66,9 +65,8 @@ def _noop(_: int) -> None:
     """A task that makes every pool worker finish starting (spawn and import torch)."""
 
 
-def _timed(fn: Callable[[], object], repeats: int, warmup: bool = True) -> list[float]:
-    if warmup:
-        fn()
+def _timed(fn: Callable[[], object], repeats: int) -> list[float]:
+    fn()  # warm-up
     seconds = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -96,8 +94,8 @@ def measure(
     device = resolve_device(device)
     workers = max(1, workers or os.cpu_count() or 1)
     files = audio_files(root)
-    frames = sum(sf.info(str(p)).frames / sf.info(str(p)).samplerate for p, _ in files)
-    result = PerfResult(Path(root), len(files), frames, device, workers, repeats)
+    seconds = sum(sf.info(str(p)).duration for p, _ in files)
+    result = PerfResult(Path(root), len(files), seconds, device, workers, repeats)
     step = on_step or (lambda _: None)
 
     def read_all() -> None:
@@ -108,11 +106,7 @@ def measure(
         def run() -> None:
             for item in featurise_files(files, segment, device, n, parallel=parallel):
                 if isinstance(item, str):
-                    raise RuntimeError(item)
-            if device.startswith("cuda"):
-                import torch
-
-                torch.cuda.synchronize()
+                    raise RuntimeError(item)  # rows arrive as numpy: the device is done
 
         return run
 
@@ -155,7 +149,6 @@ def measure(
     if with_librosa and has_librosa():
         import librosa
 
-        result.librosa_version = librosa.__version__
         step("librosa clip by clip")
 
         def librosa_all() -> None:

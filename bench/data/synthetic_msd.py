@@ -35,7 +35,6 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.data.msd import in_processes
 from bench.data.taxonomy import EXACT, GENRES, KEYWORDS
 from bench.errors import DataError
 
@@ -221,6 +220,8 @@ def synth_msd(
     core for more than 500 tracks).
     """
     from tqdm.auto import tqdm
+
+    from bench.data.msd import in_processes  # here: workers never need pandas
 
     out = Path(out)
     if tracks < 2 or seed < 0 or songs_per_artist < 1:

@@ -179,26 +179,24 @@ def _spectrogram_stream(
     paths: Sequence[Path], params: SpectrogramParams, device: str
 ) -> Iterator[np.ndarray]:
     """Images of ``paths`` in order, computed in batches that fit the sample budget."""
-    for batch_paths, _ in _batches(paths, paths):
+    for batch_paths in _batches(paths):
         waves = [_read_audio(p, params.sample_rate) for p in batch_paths]
         yield from spectrograms(waves, params, device=device)
 
 
-def _batches(paths: Sequence[Path], keys: Sequence) -> Iterator[tuple[list[Path], list]]:
+def _batches(paths: Sequence[Path]) -> Iterator[list[Path]]:
     """Consecutive groups whose audio, estimated from file size, fits the sample budget."""
     batch_paths: list[Path] = []
-    batch_keys: list[str] = []
     samples = 0
-    for path, key in zip(paths, keys, strict=True):
+    for path in paths:
         estimate = path.stat().st_size // 2  # 16-bit PCM: two bytes per sample
         if batch_paths and samples + estimate > _BATCH_SAMPLES:
-            yield batch_paths, batch_keys
-            batch_paths, batch_keys, samples = [], [], 0
+            yield batch_paths
+            batch_paths, samples = [], 0
         batch_paths.append(path)
-        batch_keys.append(key)
         samples += estimate
     if batch_paths:
-        yield batch_paths, batch_keys
+        yield batch_paths
 
 
 def _read_audio(path: Path, sr: int) -> np.ndarray:

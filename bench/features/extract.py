@@ -95,10 +95,6 @@ class FeatureRun:
     skipped: list[str] = field(default_factory=list)
     fixed: list[str] = field(default_factory=list)
 
-    @property
-    def n_rows(self) -> int:
-        return sum(len(r.names) for r in self.rows)
-
 
 def audio_files(root: Path) -> list[tuple[Path, str]]:
     """Audio files under ``root`` with their labels: ``<label>/<file>`` below
