@@ -117,7 +117,7 @@ def plan_jobs(
                 model_folds = [f for f in model_folds if f.name not in empty]
         params = spec.complete(entry.params, suite.seed, device)
         inner = spec.value(params, "cv")  # stacking's own cross-validation
-        thin = _too_few_for_inner_cv(dataset, model_folds, inner)
+        thin = thin_for_inner_cv(dataset, model_folds, inner)
         if thin:
             reason = (
                 f"{', '.join(thin)}: the inner {inner}-fold CV needs a class with at least "
@@ -157,7 +157,7 @@ def plan_jobs(
     return jobs, skipped
 
 
-def _too_few_for_inner_cv(dataset: Dataset, folds: list[Fold], inner: object) -> dict[str, int]:
+def thin_for_inner_cv(dataset: Dataset, folds: list[Fold], inner: object) -> dict[str, int]:
     """Folds whose training side no stratified ``inner``-fold CV can split, with their largest
     class count (scikit-learn refuses when every class has fewer rows than folds)."""
     if not isinstance(inner, int) or isinstance(inner, bool) or inner < 2:

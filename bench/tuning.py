@@ -216,7 +216,7 @@ class Objective:
         self.labels, self.n_classes = dataset.labels, len(dataset.classes)
         self.tracks = dataset.tracks if dataset.vote == "track" else None
         self.inputs = model_inputs(dataset, spec.input_kind)
-        self.folds = _model_folds(spec, dataset, dev)
+        self.folds = _model_folds(spec, dataset, dev, base_params)
         self.maximize = METRICS[metric] == "maximize"
         probe = spec.create(**spec.complete(base_params, seed, "cpu"))
         self.epoch_based = "callbacks" in probe.get_params(deep=False)
@@ -293,16 +293,28 @@ class _EpochReport:
         return self  # holds a live trial; clone() must not copy it
 
 
-def _model_folds(spec: registry.ModelSpec, dataset: Dataset, dev: DevSplit) -> list[Fold]:
-    from bench.runner import AUDIO_KINDS, audio_folds
+def _model_folds(
+    spec: registry.ModelSpec, dataset: Dataset, dev: DevSplit, params: dict[str, Any]
+) -> list[Fold]:
+    """The development folds ``spec`` can train on; a BenchError (before any trial) when
+    they cannot serve it, where ``bench run`` would skip the model."""
+    from bench.runner import AUDIO_KINDS, audio_folds, thin_for_inner_cv
 
-    if spec.input_kind not in AUDIO_KINDS:
-        return dev.folds
-    folds = audio_folds(dataset, dev.folds)
-    if any(not len(f.train) or not len(f.test) for f in folds):
+    folds = dev.folds
+    if spec.input_kind in AUDIO_KINDS:
+        folds = audio_folds(dataset, dev.folds)
+        if any(not len(f.train) or not len(f.test) for f in folds):
+            raise BenchError(
+                f"{spec.name} needs audio ({spec.input_kind}) on both sides of every "
+                f"development fold; {len(dataset.audio)} of {dataset.n_tracks} tracks have audio"
+            )
+    inner = spec.value(params, "cv")
+    thin = thin_for_inner_cv(dataset, folds, inner)
+    if thin:
         raise BenchError(
-            f"{spec.name} needs audio ({spec.input_kind}) on both sides of every development "
-            f"fold; {len(dataset.audio)} of {dataset.n_tracks} tracks have audio"
+            f"{spec.name}'s inner {inner}-fold CV needs a class with at least {inner} training "
+            f"rows in every development fold; {', '.join(thin)} have at most "
+            f"{max(thin.values())}"
         )
     return folds
 

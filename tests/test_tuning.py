@@ -120,6 +120,20 @@ def test_fault_filtered_tunes_on_train_to_valid_and_never_sees_test(tmp_path: Pa
     assert sorted(names[i] for i in test_fold.test) == sorted(lists["test"])
 
 
+def test_a_stack_whose_inner_cv_cannot_split_stops_before_any_trial(tmp_path: Path) -> None:
+    from bench import registry
+    from bench.errors import BenchError
+    from bench.tuning import _model_folds
+
+    dataset = load_gtzan(write_tabular_gtzan(tmp_path / "g", per_genre=30))
+    dev = dev_split(dataset, Protocol("stratified-kfold"), seed=0, fraction=0.4, folds=3)
+    stack = registry.get("stack")
+    largest = max(int(np.bincount(dataset.labels[f.train]).max()) for f in dev.folds)
+    assert _model_folds(stack, dataset, dev, {}) == dev.folds  # the default cv=5 fits
+    with pytest.raises(BenchError, match=f"inner {largest + 1}-fold CV needs a class with at"):
+        _model_folds(stack, dataset, dev, {"cv": largest + 1})
+
+
 # --- bench tune end to end ---------------------------------------------------------------------
 
 
