@@ -190,14 +190,16 @@ def write_report(suite: str, tracker: Tracker, out_dir: Path, fmt: str = "md") -
     rows = collect(tracker.job_runs())
     skips = collect_skips(tracker.job_runs("skip"), rows)
     if not rows and not skips:
-        raise BenchError(f"suite {suite!r} has no job runs in {tracker.uri}; run `bench run` first")
+        raise BenchError(
+            f"suite {suite!r} has no job runs in {tracker.display}; run `bench run` first"
+        )
     folder = out_dir / suite
     folder.mkdir(parents=True, exist_ok=True)
     for old in [*folder.glob("confusion-*.png"), *folder.glob("accuracy-vs-fit-*.png")]:
         old.unlink()
     with tempfile.TemporaryDirectory(prefix="bench-report-") as scratch:
         files = _RunFiles(tracker, Path(scratch))
-        blocks = leaderboard_blocks(suite, rows, tracker.uri, skips, files, folder)
+        blocks = leaderboard_blocks(suite, rows, tracker.display, skips, files, folder)
         return _write(blocks, folder, f"bench leaderboard: {suite}", fmt)
 
 
@@ -499,7 +501,7 @@ def write_summary(
     datasets: dict[str, dict[str, float]] = {}
     uris = []
     for suite, tracker in zip(suites, trackers, strict=True):
-        uris.append(tracker.uri)
+        uris.append(tracker.display)
         rows = collect(tracker.job_runs())
         for protocol in sorted({r.protocol for r in rows}):
             ranking = Ranking.of([r for r in rows if r.protocol == protocol])

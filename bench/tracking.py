@@ -18,6 +18,7 @@ from typing import Any
 
 from bench.environment import pid_alive
 from bench.errors import BenchError
+from bench.redact import mask
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,23 @@ def resolve_uri(uri: str | None = None) -> str:
     return uri
 
 
+def existing_store(uri: str | None = None) -> str:
+    """The resolved URI, refusing a SQLite store that does not exist yet.
+
+    Commands that only read (``bench predict``, ``bench report``) must not leave an empty
+    ``mlflow.db`` behind in whatever folder they were run from.
+    """
+    uri = resolve_uri(uri)
+    prefix = "sqlite:///"
+    if uri.startswith(prefix):
+        path = Path(uri[len(prefix) :].split("?", 1)[0])
+        if not path.is_file():
+            raise BenchError(
+                f"no MLflow store at {path}; run `bench run` first, or pass --tracking-uri"
+            )
+    return uri
+
+
 def experiment_name(suite: str) -> str:
     return f"bench/{suite}"
 
@@ -52,7 +70,9 @@ class Tracker:
 
         for name in ("mlflow", "alembic"):
             logging.getLogger(name).setLevel(logging.WARNING)
-        self.uri = resolve_uri(uri)
+        self.uri = resolve_uri(uri) if create else existing_store(uri)
+        self.display = mask(self.uri)
+        """The URI as it may be shown: its password masked."""
         self.client = MlflowClient(tracking_uri=self.uri)
         name = experiment_name(suite)
         try:
@@ -60,12 +80,14 @@ class Tracker:
             if experiment is None and create:
                 self.experiment_id = self.client.create_experiment(name)
             elif experiment is None:
-                raise BenchError(f"no runs of suite {suite!r} in {self.uri}; run `bench run` first")
+                raise BenchError(
+                    f"no runs of suite {suite!r} in {self.display}; run `bench run` first"
+                )
             else:
                 self.experiment_id = experiment.experiment_id
         except MlflowException as exc:
             message = str(exc).splitlines()[0]
-            raise BenchError(f"MLflow store {self.uri} is not usable: {message}") from None
+            raise BenchError(f"MLflow store {self.display} is not usable: {message}") from None
 
     def reap_stale_runs(self) -> int:
         """Mark runs left RUNNING by a killed ``bench run`` on this host as KILLED."""
@@ -90,7 +112,7 @@ class Tracker:
             "bench.pid": str(os.getpid()),
             **tags,
         }
-        run = self.client.create_run(self.experiment_id, tags=all_tags)
+        run = self.client.create_run(self.experiment_id, tags=_masked(all_tags))
         self._log(run.info.run_id, params=params)
         return run.info.run_id
 
@@ -158,12 +180,14 @@ class Tracker:
         if found:
             run_id = sorted(found, key=lambda r: r.info.start_time)[0].info.run_id
             self.client.update_run(run_id, status="RUNNING")
-            for key, value in tags.items():
+            for key, value in _masked(tags).items():
                 self.client.set_tag(run_id, key, value)
             return run_id
         run = self.client.create_run(
             self.experiment_id,
-            tags={"mlflow.runName": f"tune {study}", KIND: STUDY, "bench.study": study, **tags},
+            tags=_masked(
+                {"mlflow.runName": f"tune {study}", KIND: STUDY, "bench.study": study, **tags}
+            ),
         )
         self._log(run.info.run_id, params=params)
         return run.info.run_id
@@ -206,7 +230,7 @@ class Tracker:
         """Close a study's parent run; best parameters go in as tags (a continued study's best
         changes, and MLflow params cannot)."""
         self._log(run_id, metrics=metrics)
-        for key, value in tags.items():
+        for key, value in _masked(tags).items():
             self.client.set_tag(run_id, key, value)
         for path in files:
             self.client.log_artifact(run_id, str(path))
@@ -227,14 +251,16 @@ class Tracker:
         """A run nested under ``parent_id``, stamped with this host and pid."""
         run = self.client.create_run(
             self.experiment_id,
-            tags={
-                "mlflow.runName": name,
-                "mlflow.parentRunId": parent_id,
-                KIND: kind,
-                "bench.host": socket.gethostname(),
-                "bench.pid": str(os.getpid()),
-                **tags,
-            },
+            tags=_masked(
+                {
+                    "mlflow.runName": name,
+                    "mlflow.parentRunId": parent_id,
+                    KIND: kind,
+                    "bench.host": socket.gethostname(),
+                    "bench.pid": str(os.getpid()),
+                    **tags,
+                }
+            ),
         )
         return run.info.run_id
 
@@ -264,8 +290,13 @@ class Tracker:
         self.client.log_batch(
             run_id,
             metrics=[Metric(k, float(v), now, step) for k, v in (metrics or {}).items()],
-            params=[Param(k, str(v)[:6000]) for k, v in (params or {}).items()],
+            params=[Param(k, mask(str(v))[:6000]) for k, v in (params or {}).items()],
         )
+
+
+def _masked(tags: Mapping[str, Any]) -> dict[str, str]:
+    """Tags as MLflow stores them (strings), secrets masked."""
+    return {key: mask(str(value)) for key, value in tags.items()}
 
 
 def _flat(run: Any) -> dict[str, Any]:
@@ -286,7 +317,7 @@ def download_run_files(
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=resolve_uri(uri))
+    client = MlflowClient(tracking_uri=existing_store(uri))
     try:
         run = client.get_run(run_id)
         if run.data.tags.get(KIND) != JOB:

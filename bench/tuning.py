@@ -44,6 +44,7 @@ from bench import registry
 from bench.data.dataset import Dataset
 from bench.data.splits import DevSplit, Fold
 from bench.errors import BenchError
+from bench.redact import mask
 from bench.suites import Suite
 
 log = logging.getLogger(__name__)
@@ -78,12 +79,7 @@ class StorageSpec:
     @property
     def display(self) -> str:
         """The URL without its password, for logs, MLflow tags and files."""
-        if "@" not in self.url or "://" not in self.url:
-            return self.url
-        scheme, rest = self.url.split("://", 1)
-        credentials, host = rest.rsplit("@", 1)
-        user = credentials.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}" if ":" in credentials else self.url
+        return mask(self.url)
 
 
 def parse_storage(text: str | None) -> StorageSpec:
@@ -107,7 +103,7 @@ def parse_storage(text: str | None) -> StorageSpec:
         return StorageSpec(text, "postgresql")
     raise BenchError(
         f"--storage {text}: unsupported; use a journal file path, sqlite:///FILE (one worker) "
-        "or postgresql://USER:PASSWORD@HOST:PORT/DB"
+        "or a postgresql:// URL (postgresql://USER:PASSWORD@HOST:PORT/DB)"
     )
 
 

@@ -66,3 +66,22 @@ if "flaky" not in _REGISTRY:
     def hollow(C: float = 1.0) -> LogisticRegression:
         """Declares a search space that suggests nothing."""
         return LogisticRegression(C=C)
+
+
+class Leaky(LogisticRegression):
+    """Fails with whatever message it is given (a URL with a password, say)."""
+
+    def __init__(self, message: str = "", C: float = 1.0):
+        super().__init__(C=C, max_iter=500)
+        self.message = message
+
+    def fit(self, X, y):
+        raise RuntimeError(self.message)
+
+
+if "leaky" not in _REGISTRY:
+
+    @register("leaky", family="test")
+    def leaky(message: str = "") -> Leaky:
+        """Raises in fit with ``message``."""
+        return Leaky(message=message)
