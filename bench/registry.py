@@ -8,7 +8,7 @@ Example::
 
     >>> from bench.registry import create, list_models
     >>> [m.name for m in list_models(family="boosting")]
-    ['xgboost']
+    ['hist_gb', 'xgboost']
     >>> create("logreg", C=0.5).get_params()["logisticregression__C"]
     0.5
 """
@@ -54,6 +54,52 @@ class ModelSpec:
             return None
         return parameter.default
 
+    def check(self, params: dict[str, Any]) -> None:
+        """``params`` against the factory's signature, as a one-line error: every name known
+        (the closest one suggested), every value of an annotated type, and member models of
+        ensembles (``estimators``, ``base``, ``estimator_params`` ...) checked in turn."""
+        import typing
+
+        accepted = self.parameters
+        for name in params:
+            if name not in accepted:
+                close = difflib.get_close_matches(name, accepted, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise BenchError(
+                    f"model {self.name!r} has no parameter {name!r}{hint}; "
+                    f"it takes {', '.join(accepted)}"
+                )
+        hints = typing.get_type_hints(self.factory)
+        for name, value in params.items():
+            expected = hints.get(name, Any)
+            if not _accepts(value, expected):
+                raise BenchError(
+                    f"model {self.name!r}: {name} must be {_describe(expected)}, got {value!r}"
+                )
+        self._check_members(params)
+
+    def _check_members(self, params: dict[str, Any]) -> None:
+        members: list[str] = []
+        for key in ("estimators", "tabular", "audio"):
+            if key in self.parameters:
+                members += list(self.value(params, key) or ())
+        base = self.value(params, "base") if "base" in self.parameters else None
+        if base is not None and base != "tree":
+            members.append(base)
+        for member in members:
+            get(member)
+        for member, member_params in (params.get("estimator_params") or {}).items():
+            if member not in members:
+                raise BenchError(
+                    f"model {self.name!r}: estimator_params names {member!r}, which is not "
+                    f"one of its members ({', '.join(members)})"
+                )
+            get(member).check(member_params)
+        if params.get("base_params") and base is not None and base != "tree":
+            get(base).check(params["base_params"])
+        if params.get("mlp_params"):
+            get("mlp").check(params["mlp_params"])
+
     def complete(self, params: dict[str, Any], seed: int | None, device: str) -> dict[str, Any]:
         """``params`` checked against the factory, plus the seed and device where it takes them.
 
@@ -72,6 +118,49 @@ class ModelSpec:
         if "device" in accepted:
             full.setdefault("device", device)
         return {k: full[k] for k in sorted(full)}
+
+
+def _accepts(value: Any, expected: Any) -> bool:
+    """Whether a suite value fits an annotation (TOML arrays stand for lists and tuples)."""
+    import os
+    import types
+    import typing
+
+    origin = typing.get_origin(expected)
+    if expected is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_accepts(value, arg) for arg in typing.get_args(expected))
+    if expected is type(None):
+        return value is None
+    if origin in (list, tuple):
+        items = [a for a in typing.get_args(expected) if a is not Ellipsis]
+        return isinstance(value, list | tuple) and all(
+            _accepts(v, items[0] if items else Any) for v in value
+        )
+    if origin is dict or expected is dict:
+        return isinstance(value, dict)
+    if expected is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if expected is os.PathLike:
+        return isinstance(value, str | os.PathLike)
+    return isinstance(value, expected) if isinstance(expected, type) else True
+
+
+def _describe(expected: Any) -> str:
+    """An annotation in a user's words: ``int | None`` -> ``an integer or none``."""
+    import types
+    import typing
+
+    if typing.get_origin(expected) in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(expected))
+    names = {int: "an integer", float: "a number", str: "a string", bool: "a boolean"}
+    names[type(None)] = "none"
+    origin = typing.get_origin(expected) or expected
+    names.update({list: "a list", tuple: "a list", dict: "a table"})
+    return names.get(origin, getattr(origin, "__name__", str(origin)))
 
 
 _REGISTRY: dict[str, ModelSpec] = {}

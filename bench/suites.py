@@ -49,6 +49,12 @@ class TuningSpec:
     folds: int = 3
     metric: str = "accuracy"
 
+    def __post_init__(self) -> None:
+        if not 0 < self.dev_fraction < 1:
+            raise BenchError(f"dev_fraction must be between 0 and 1, got {self.dev_fraction}")
+        if self.folds < 2:
+            raise BenchError(f"folds must be at least 2, got {self.folds}")
+
 
 @dataclass(frozen=True)
 class DatasetSpec:
@@ -86,13 +92,13 @@ class Suite:
         if models:
             entries = {m.name: m for m in self.models}
             suite = replace(suite, models=tuple(entries.get(n, ModelEntry(n)) for n in models))
-        if protocol or folds:
+        if protocol or folds is not None:
             suite = replace(
                 suite,
                 protocol=replace(
                     self.protocol,
                     name=protocol or self.protocol.name,
-                    folds=folds or self.protocol.folds,
+                    folds=self.protocol.folds if folds is None else folds,
                 ),
             )
         if seed is not None:
@@ -137,46 +143,139 @@ def load_suite(name: str) -> Suite:
     return _parse(raw, path)
 
 
+_NUMBER = (int, float)
+_TOP = {
+    "name": str,
+    "description": str,
+    "seed": int,
+    "dataset": dict,
+    "protocol": dict,
+    "budget": dict,
+    "tuning": dict,
+    "models": list,
+}
+_PROTOCOL = {"name": str, "folds": int, "split_lists": str, "groups": str}
+_BUDGET = {"model_seconds": _NUMBER}
+_TUNING = {"dev_fraction": _NUMBER, "folds": int, "metric": str}
+_MODEL = {"name": str, "params": dict}
+_DATASET = {"kind": str, "path": str, "features": str, "segment": _NUMBER, "vote": str}
+_MSD = {"labels": str, "covariance": bool, "min_class_artists": int}
+DATASET_OPTIONS: dict[str, dict[str, Any]] = {
+    "gtzan": {},
+    "synthetic-gtzan": {
+        "per_genre": int,
+        "seed": int,
+        "duration": _NUMBER,
+        "artists_per_genre": int,
+    },
+    "msd": _MSD,
+    "msd-table": {"labels": str, "min_class_artists": int},
+    "synthetic-msd": {**_MSD, "tracks": int, "seed": int, "songs_per_artist": _NUMBER},
+}
+"""``[dataset]`` keys each kind takes beyond ``kind``, ``path``, ``features``, ``segment`` and
+``vote``, with their types: the options of its loader (or of its generator)."""
+
+
+def _checked(table: Any, schema: dict[str, Any], path: Path, where: str) -> dict[str, Any]:
+    """``table`` when it is a table with known keys of the right types, else a one-line error
+    naming the file, the table and the key (with the closest valid key for a misspelling)."""
+    import difflib
+
+    if not isinstance(table, dict):
+        raise BenchError(f"{path}: {where} must be a table, got {_type_name(table)}")
+    for key, value in table.items():
+        if key not in schema:
+            close = difflib.get_close_matches(key, list(schema), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            valid = ", ".join(schema) or "none"
+            raise BenchError(f"{path}: {where}: unknown key {key!r}{hint} (valid keys: {valid})")
+        expected = schema[key]
+        wrong_bool = isinstance(value, bool) and expected is not bool
+        if wrong_bool or not isinstance(value, expected):
+            raise BenchError(
+                f"{path}: {where}: {key} must be {_type_name(expected, article=True)}, "
+                f"got {_type_name(value)} {value!r}"
+            )
+    return dict(table)
+
+
+_EXPECTED = {str: "a string", int: "an integer", bool: "a boolean", dict: "a table"}
+_EXPECTED.update({list: "an array", _NUMBER: "a number"})
+_TOML_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean", dict: "table"}
+
+
+def _type_name(value: Any, article: bool = False) -> str:
+    """``a number`` for an expected type (``article``), ``string`` for a value's type."""
+    if article:
+        return _EXPECTED[value]
+    return _TOML_TYPES.get(type(value), "array" if isinstance(value, list) else "value")
+
+
 def _parse(raw: dict[str, Any], path: Path) -> Suite:
+    raw = _checked(raw, _TOP, path, "top level")
+    if "dataset" not in raw:
+        raise BenchError(f"{path}: missing table [dataset]")
+    data = _checked(raw["dataset"], {**_DATASET, **_all_options()}, path, "[dataset]")
+    kind = data.pop("kind", None)
+    if kind is None:
+        raise BenchError(f"{path}: [dataset]: missing key 'kind'")
+    if kind not in DATASET_KINDS:
+        raise BenchError(f"{path}: dataset kind {kind!r} is not one of {', '.join(DATASET_KINDS)}")
+    options = {k: v for k, v in data.items() if k not in _DATASET}
+    _checked(options, DATASET_OPTIONS[kind], path, f"[dataset] of kind {kind!r}")
+    computed = {k: data[k] for k in ("segment", "vote") if k in data}
+    dataset = DatasetSpec(
+        kind=kind,
+        path=data.get("path"),
+        features=data.get("features", _DEFAULT_FEATURES.get(kind, "features_30_sec.csv")),
+        options=options,
+        **computed,
+    )
+    protocol_table = _checked(raw.get("protocol", {}), _PROTOCOL, path, "[protocol]")
     try:
-        data = dict(raw["dataset"])
-        kind = data.pop("kind")
-        if kind not in DATASET_KINDS:
-            raise BenchError(f"{path}: dataset kind {kind!r} is not one of {DATASET_KINDS}")
-        computed = {k: data.pop(k) for k in ("segment", "vote") if k in data}
-        dataset = DatasetSpec(
-            kind=kind,
-            path=data.pop("path", None),
-            features=data.pop("features", _DEFAULT_FEATURES.get(kind, "features_30_sec.csv")),
-            options=data,
-            **computed,
-        )
-        protocol = Protocol(**raw.get("protocol", {}))
-        models = tuple(
-            ModelEntry(m["name"], dict(m.get("params", {}))) for m in raw.get("models", [])
-        )
-    except KeyError as exc:
-        raise BenchError(f"{path}: missing key {exc.args[0]!r}") from None
-    except TypeError as exc:
-        raise BenchError(f"{path}: {exc}") from None
+        protocol = Protocol(**protocol_table)
+    except BenchError as exc:
+        raise BenchError(f"{path}: [protocol]: {exc}") from None
+    if not isinstance(raw.get("models", []), list):
+        raise BenchError(f"{path}: models must be an array of tables ([[models]])")
+    entries = []
+    for number, item in enumerate(raw.get("models", []), 1):
+        where = f"[[models]] #{number}"
+        item = _checked(item, _MODEL, path, where)
+        if "name" not in item:
+            raise BenchError(f"{path}: {where}: missing key 'name'")
+        entries.append(ModelEntry(item["name"], dict(item.get("params", {}))))
+    models = tuple(entries)
     if not models:
         raise BenchError(f"{path}: a suite needs at least one [[models]] entry")
-    budget = raw.get("budget", {})
+    budget = _checked(raw.get("budget", {}), _BUDGET, path, "[budget]")
+    seconds = float(budget.get("model_seconds", 900.0))
+    if seconds <= 0:
+        raise BenchError(f"{path}: [budget]: model_seconds must be positive, got {seconds:g}")
+    tuning_table = _checked(raw.get("tuning", {}), _TUNING, path, "[tuning]")
     try:
-        tuning = TuningSpec(**raw.get("tuning", {}))
-    except TypeError as exc:
+        tuning = TuningSpec(**tuning_table)
+    except BenchError as exc:
         raise BenchError(f"{path}: [tuning]: {exc}") from None
     return Suite(
         name=raw.get("name", path.stem),
         dataset=dataset,
         protocol=protocol,
         models=models,
-        seed=int(raw.get("seed", 0)),
-        model_seconds=float(budget.get("model_seconds", 900.0)),
+        seed=raw.get("seed", 0),
+        model_seconds=seconds,
         description=raw.get("description", ""),
         path=path,
         tuning=tuning,
     )
+
+
+def _all_options() -> dict[str, Any]:
+    """Every kind's options (checked against the suite's own kind once the kind is known)."""
+    merged: dict[str, Any] = {}
+    for options in DATASET_OPTIONS.values():
+        merged.update(options)
+    return merged
 
 
 TUNED_DIR = Path("experiments") / "tuned"

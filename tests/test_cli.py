@@ -107,7 +107,13 @@ def test_split_list_naming_missing_track(capsys, tabular_gtzan: Path) -> None:
     assert "valid_filtered.txt: names 1 track(s) not in the dataset, e.g. jazz.00777" in line
 
 
-def test_report_without_runs(capsys) -> None:
+def test_report_without_runs(capsys, tmp_path: Path) -> None:
+    line = _error(capsys, ["report", "--suite", "smoke"])
+    assert f"no MLflow store at {tmp_path / 'mlflow.db'}" in line
+    assert not (tmp_path / "mlflow.db").exists()  # reading never creates a store
+    from bench.tracking import Tracker
+
+    Tracker("other")  # a store with another suite's experiment only
     line = _error(capsys, ["report", "--suite", "smoke"])
     assert "no runs of suite 'smoke'" in line
 
