@@ -37,16 +37,21 @@ def load_logged_model(run_id: str, tracking_uri: str | None = None) -> tuple[Any
 def predict_files(
     model: Any, card: dict[str, Any], paths: list[Path], top_k: int = 3
 ) -> list[Prediction]:
-    """Top-k genres per file; an unreadable file gets an error entry, the others go on."""
-    from bench.data.gtzan import load_audio
+    """Top-k genres per file. A file ``bench run`` would skip (unreadable, empty, truncated)
+    is skipped here too, with the reason, and the others go on; a repaired one (NaN samples,
+    stereo, another rate) is read the way training read it, with a warning."""
+    from bench.data.gtzan import read_clip
 
     classes = np.asarray(card["classes"])
     results = []
     for path in paths:
         try:
-            wave = load_audio(path)
+            wave, notes = read_clip(path)
+            for note in notes:
+                log.warning("%s: %s", path, note)
             proba = model.predict_proba(_inputs(card, path, wave))[0]
         except BenchError as exc:
+            log.warning("skipping %s", exc)
             results.append(Prediction(path, [], str(exc)))
             continue
         order = np.argsort(proba)[::-1][:top_k]

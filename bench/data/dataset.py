@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.errors import DataError
+
 
 @dataclass
 class Dataset:
@@ -33,6 +35,15 @@ class Dataset:
     skipped: list[str] = field(default_factory=list)
     groups: np.ndarray | None = None
     dropped: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        present = np.unique(self.labels)
+        if len(present) < 2:
+            names = ", ".join(self.classes[i] for i in present) or "none"
+            raise DataError(
+                f"{self.root}: {self.name} has {len(present)} class ({names}) in "
+                f"{len(self.labels)} row(s); classification needs at least 2"
+            )
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -86,9 +86,36 @@ def _wav_data_sizes(path: Path) -> tuple[int | None, int]:
 
 
 def load_audio(path: Path, sr: int = SAMPLE_RATE) -> np.ndarray:
-    """Mono float32 samples of ``path`` at ``sr`` Hz (downmixed and resampled as needed)."""
+    """Mono, finite float32 samples of ``path`` at ``sr`` Hz; what was repaired is logged."""
+    wave, notes = read_clip(path, sr)
+    for note in notes:
+        log.warning("%s: %s", path, note)
+    return wave
+
+
+def read_clip(path: Path, sr: int = SAMPLE_RATE) -> tuple[np.ndarray, list[str]]:
+    """Mono float32 samples of ``path`` at ``sr`` Hz, finite, and notes on what was fixed.
+
+    The one reader of audio: features, spectrogram caches, the CNNs and ``bench predict`` all
+    see the same samples (stereo mixed down, NaN/inf set to 0, resampled). Raises
+    :class:`DataError` naming the file when it cannot be used at all (unreadable, empty,
+    truncated).
+    """
+    problem = wav_problem(path)
+    if problem:
+        raise DataError(f"{path}: {problem}")
     samples, native_sr = read_samples(path)
-    return resample(samples.mean(axis=1), native_sr, sr)
+    notes = []
+    if samples.shape[1] > 1:
+        notes.append(f"{samples.shape[1]} channels mixed to mono")
+    wave = samples.mean(axis=1)
+    finite = np.isfinite(wave)
+    if not finite.all():
+        notes.append(f"{int((~finite).sum())} non-finite sample(s) replaced by 0")
+        wave = np.where(finite, wave, np.float32(0))
+    if native_sr != sr:
+        notes.append(f"resampled from {native_sr} Hz to {sr} Hz")
+    return resample(wave, native_sr, sr), notes
 
 
 def read_samples(path: Path) -> tuple[np.ndarray, int]:
@@ -170,12 +197,13 @@ def load_gtzan(root: Path, features: str = FEATURES_CSV, name: str = "gtzan") ->
         extra = f" ({AUDIO_DIR}/ is there: compute it with `bench features`)" if has_audio else ""
         raise DataError(f"{csv_path}: features CSV not found{extra}")
     table = read_features_csv(csv_path)
+    tracks = np.array([track_id(f) for f in table["filename"].astype(str)])
+    _check_unique(csv_path, table["filename"].astype(str), tracks)
     audio, skipped = index_audio(root)
     classes = tuple(sorted(table["label"].astype(str).unique()))
     labels = pd.Categorical(table["label"].astype(str), categories=classes).codes
     feature_table = table.drop(columns=[c for c in _NON_FEATURES if c in table.columns])
     feature_table.index = pd.Index(table["filename"].astype(str), name="filename")
-    tracks = np.array([track_id(f) for f in table["filename"].astype(str)])
     return Dataset(
         name=name,
         root=root,
@@ -187,6 +215,31 @@ def load_gtzan(root: Path, features: str = FEATURES_CSV, name: str = "gtzan") ->
         audio=audio,
         skipped=skipped,
     )
+
+
+_SEGMENT_RE = re.compile(r"[a-z]+[._]\d{5}\.\d+\.[A-Za-z0-9]+$")
+
+
+def _check_unique(path: Path, filenames: pd.Series, tracks: np.ndarray) -> None:
+    """A file or a whole-clip track listed twice would be counted, and maybe split, twice.
+
+    Rows of 3 s segments (``blues.00000.3.wav``) share their track by design; a track may not
+    appear both as segments and as a whole clip.
+    """
+    repeated = filenames[filenames.duplicated()].unique()
+    if len(repeated):
+        shown = ", ".join(repeated[:5]) + (" ..." if len(repeated) > 5 else "")
+        raise DataError(f"{path}: {len(repeated)} filename(s) listed more than once: {shown}")
+    whole = ~filenames.str.contains(_SEGMENT_RE).to_numpy()
+    names, counts = np.unique(tracks[whole], return_counts=True)
+    mixed = set(tracks[whole]) & set(tracks[~whole])
+    twice = sorted(set(names[counts > 1]) | mixed)
+    if twice:
+        shown = ", ".join(twice[:5]) + (" ..." if len(twice) > 5 else "")
+        raise DataError(
+            f"{path}: {len(twice)} track(s) listed more than once under different file names: "
+            f"{shown}"
+        )
 
 
 def fingerprint(csv_path: Path, audio_paths) -> str:

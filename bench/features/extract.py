@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from bench.data.dataset import Dataset
-from bench.data.gtzan import AUDIO_DIR, SAMPLE_RATE, read_samples, resample, wav_problem
+from bench.data.gtzan import AUDIO_DIR, SAMPLE_RATE, read_clip
 from bench.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -111,28 +111,6 @@ def audio_files(root: Path) -> list[tuple[Path, str]]:
     if not found:
         raise DataError(f"{base}: no audio files in <label>/<file> folders ({AUDIO_SUFFIXES})")
     return found
-
-
-def read_clip(path: Path, sr: int = SAMPLE_RATE) -> tuple[np.ndarray, list[str]]:
-    """Mono float32 samples of ``path`` at ``sr`` Hz, finite, and notes on what was fixed.
-
-    Raises :class:`DataError` naming the file when it cannot be used at all.
-    """
-    problem = wav_problem(path)
-    if problem:
-        raise DataError(f"{path}: {problem}")
-    samples, native_sr = read_samples(path)
-    notes = []
-    if samples.shape[1] > 1:
-        notes.append(f"{samples.shape[1]} channels mixed to mono")
-    wave = samples.mean(axis=1)
-    finite = np.isfinite(wave)
-    if not finite.all():
-        notes.append(f"{int((~finite).sum())} non-finite sample(s) replaced by 0")
-        wave = np.where(finite, wave, np.float32(0))
-    if native_sr != sr:
-        notes.append(f"resampled from {native_sr} Hz to {sr} Hz")
-    return resample(wave, native_sr, sr), notes
 
 
 def split_clip(
