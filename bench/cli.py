@@ -16,8 +16,13 @@ log = logging.getLogger("bench")
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bench.redact import mask, mask_log_records
+
+    mask_log_records()
     parser = _parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.command_line = mask(" ".join(["bench", *argv]))  # what bench.command records
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
@@ -33,11 +38,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args) or 0
     except BenchError as exc:
-        print(f"bench: error: {exc}", file=sys.stderr)
+        print(f"bench: error: {mask(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("bench: interrupted", file=sys.stderr)
         return 130
+    except Exception:  # a bug: show the traceback, but never a password it may hold
+        import traceback
+
+        print(mask(traceback.format_exc()), file=sys.stderr, end="")
+        return 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -55,6 +65,18 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("suites", help="list suites (experiments/*.toml)")
     p.set_defaults(func=cmd_suites)
+
+    p = sub.add_parser(
+        "doctor",
+        help="check the installation: versions, torchaudio, devices, threads, stores",
+        description="Print Python, torch, torchaudio (and whether it loads), scikit-learn, "
+        "xgboost (and whether it has CUDA), optuna, mlflow, the devices, thread settings, and "
+        "the MLflow store and Optuna storage in use (passwords masked). Exit code 1, with the "
+        "exact fix, when something is broken.",
+    )
+    _tracking_arg(p)
+    p.add_argument("--storage", help="Optuna storage to report (default: as for `bench tune`)")
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("run", help="train and evaluate every model of a suite on every fold")
     p.add_argument("--suite", required=True, help="suite name or path to a suite TOML file")
@@ -236,6 +258,18 @@ def cmd_suites(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from bench.doctor import diagnose, render
+
+    found = diagnose(args.tracking_uri, args.storage)
+    print(render(found))
+    broken = [f.name for f in found if f.problem]
+    if broken:
+        print(f"bench doctor: {len(broken)} problem(s): {', '.join(broken)}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
@@ -246,13 +280,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise BenchError(f"--workers must be at least 1, got {args.workers}")
+    if args.folds is not None and args.folds < 2:
+        raise BenchError(f"--folds must be at least 2, got {args.folds}")
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     suite = load_suite(args.suite).with_overrides(models, args.protocol, args.folds, args.seed)
     suite = _with_labels(suite, args.labels)
     from bench import registry
 
-    for entry in suite.models:
-        registry.get(entry.name)
+    for entry in suite.models:  # every model and parameter, before any data is read
+        registry.get(entry.name).check(entry.params)
     dataset = open_dataset(suite.dataset, args.data_dir, progress=sys.stderr.isatty())
     if dataset.skipped:
         log.warning("%d unreadable file(s) skipped; listed on the MLflow run", len(dataset.skipped))
@@ -296,14 +332,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             workers=args.workers,
             device=args.device,
             on_job=on_job,
-            command=" ".join(["bench", *sys.argv[1:]]),
+            command=args.command_line,
             dev=dev,
         )
     if bar is not None:
         bar.close()
     print(
         f"{summary.finished} job(s) finished, {summary.failed} failed, "
-        f"{summary.skipped} already done; MLflow: {tracker.uri} "
+        f"{summary.skipped} already done; MLflow: {tracker.display} "
         f"(experiment bench/{suite.name}, parent run {summary.parent_run_id})"
     )
     if not args.no_report:
@@ -337,6 +373,7 @@ def _outcome(result) -> str:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     from bench import registry
+    from bench.errors import BenchError
     from bench.suites import load_suite
     from bench.tuning import check_options, check_search_space, open_storage, parse_storage
 
@@ -345,9 +382,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
     suite = _with_labels(suite, args.labels)
     metric = args.metric or suite.tuning.metric
     check_options(args.trials, args.workers, metric, args.sampler, args.pruner, storage)
+    if args.timeout is not None and args.timeout <= 0:
+        raise BenchError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
     spec = registry.get(args.model)
 
     entries = {m.name: m.params for m in suite.models}
+    spec.check(dict(entries.get(spec.name, {})))
     check_search_space(spec, dict(entries.get(spec.name, {})), suite.seed)
     open_storage(storage)  # an unreachable database fails here, before the data is loaded
     from tqdm import tqdm
@@ -400,7 +440,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
     with logging_redirect_tqdm():
         try:
-            result = tune(request, tracker, on_progress, " ".join(["bench", *sys.argv[1:]]))
+            result = tune(request, tracker, on_progress, args.command_line)
         finally:
             if bar is not None:
                 bar.close()
@@ -426,7 +466,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
             f"written to {result.tuned_file}; `bench run --suite {suite.name} --tuned` scores "
             "tuned beside default on folds that exclude the development tracks"
         )
-    print(f"MLflow: {tracker.uri} (experiment bench/{suite.name}, run {result.parent_run_id})")
+    print(f"MLflow: {tracker.display} (experiment bench/{suite.name}, run {result.parent_run_id})")
     for error in result.errors:
         print(f"bench: error: {error}", file=sys.stderr)
     if state.done < args.trials and not args.timeout:
@@ -477,14 +517,16 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from bench.errors import BenchError
     from bench.predict import load_logged_model, predict_files
 
+    if args.top < 1:
+        raise BenchError(f"--top must be at least 1, got {args.top}")
     model, card = load_logged_model(args.run, args.tracking_uri)
     failed = 0
     for result in predict_files(model, card, args.files, args.top):
-        if result.error:
+        if result.error:  # logged as a warning where it was skipped
             failed += 1
-            print(f"bench: error: {result.error}", file=sys.stderr)
             continue
         ranked = ", ".join(f"{genre} {p:.3f}" for genre, p in result.top)
         print(f"{result.path}: {ranked}")

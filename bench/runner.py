@@ -8,6 +8,7 @@ this parent process talks to the tracker. Re-running the same suite skips jobs w
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import json
@@ -18,7 +19,7 @@ import shutil
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -30,8 +31,15 @@ import pandas as pd
 from bench import artifacts, registry
 from bench.data.dataset import Dataset
 from bench.data.splits import DevSplit, Fold, make_folds
-from bench.environment import exit_with_owner, resolve_device, run_tags
+from bench.environment import (
+    exit_with_owner,
+    pid_alive,
+    resolve_device,
+    run_tags,
+    torchaudio_problem,
+)
 from bench.metrics import align_proba, classification_metrics, per_class_f1, vote_by_track
+from bench.redact import mask
 from bench.suites import Suite
 from bench.tracking import Tracker
 
@@ -101,6 +109,10 @@ def plan_jobs(
         spec = registry.get(entry.name)
         model_folds = folds
         if spec.input_kind in AUDIO_KINDS:
+            broken = torchaudio_problem()
+            if broken:
+                skipped[entry.name] = f"{broken}; `bench doctor` names the fix"
+                continue
             if not has_audio.any():
                 skipped[entry.name] = (
                     f"needs audio ({spec.input_kind}), but {dataset.root} has no readable "
@@ -198,6 +210,9 @@ def run_suite(
         log.info("marked %d run(s) left RUNNING by a killed process as KILLED", reaped)
     done = tracker.finished_job_keys()
     pending = [j for j in jobs if j.key not in done]
+    for job in jobs:  # logged, but killed before its checkpoints were removed
+        if job.key in done:
+            shutil.rmtree(checkpoint_dir(job), ignore_errors=True)
     protocol, description = suite.protocol.name, suite.protocol.describe()
     if dev is not None and dev.held_out:
         protocol = f"{protocol}:dev-{dev.signature}"
@@ -236,7 +251,7 @@ def run_suite(
     if on_job:
         on_job(None, len(pending))
     status = "FAILED"
-    with tempfile.TemporaryDirectory(prefix="bench-jobs-") as scratch:
+    with scratch_space() as scratch:
         try:
             for result in _execute_all(pending, dataset, suite, workers, device, Path(scratch)):
                 _record(tracker, parent, result, tags)
@@ -267,6 +282,31 @@ def run_suite(
                 status=status,
             )
     return summary
+
+
+@contextlib.contextmanager
+def scratch_space() -> Iterator[Path]:
+    """This run's folder for job outputs, ``$BENCH_CACHE/scratch/<host>-<pid>-<random>``.
+
+    Removed when the run ends; one left by a run that was killed (``kill -9``, a power cut) is
+    removed by the next run on this host once its process is gone.
+    """
+    import socket
+
+    from bench.data.catalog import cache_home
+
+    base = cache_home() / "scratch"
+    base.mkdir(parents=True, exist_ok=True)
+    host = socket.gethostname()
+    for stale in base.glob(f"{host}-*-*"):
+        pid = stale.name[len(host) + 1 :].split("-", 1)[0]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    folder = Path(tempfile.mkdtemp(prefix=f"{host}-{os.getpid()}-", dir=base))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _record(tracker: Tracker, parent: str, result: JobResult, tags: dict[str, str]) -> None:
@@ -389,8 +429,8 @@ def _job_main(
         conn.send(("ok", (metrics, history, str(out))))
     except BaseException as exc:  # the parent turns any failure into a FAILED run
         out.mkdir(parents=True, exist_ok=True)
-        (out / "error.txt").write_text(traceback.format_exc())
-        message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        (out / "error.txt").write_text(mask(traceback.format_exc()))
+        message = mask(f"{type(exc).__name__}: {exc}".splitlines()[0])
         conn.send(("error", (message, str(out))))
     finally:
         conn.close()

@@ -1,0 +1,43 @@
+"""``bench doctor``: what this installation can do, and the exact fix for what is broken.
+
+The same facts (less the stores) are recorded on every ``bench run`` parent run as
+``bench.env.*`` tags, so a result can be traced to the installation that produced it.
+"""
+
+from __future__ import annotations
+
+from bench.environment import Fact, facts
+
+
+def diagnose(tracking_uri: str | None = None, storage: str | None = None) -> list[Fact]:
+    """Every fact of :func:`bench.environment.facts`, plus the MLflow store and the Optuna
+    storage that ``bench run`` and ``bench tune`` would use here (passwords masked)."""
+    from bench.errors import BenchError
+    from bench.redact import mask
+    from bench.tracking import resolve_uri
+
+    found = facts()
+    found.append(Fact("tracking uri", mask(resolve_uri(tracking_uri))))
+    try:
+        from bench.tuning import parse_storage
+
+        found.append(Fact("optuna storage", parse_storage(storage).display))
+    except BenchError as exc:
+        fix = (
+            "pass --storage (or set $BENCH_OPTUNA_STORAGE) a journal file path, "
+            "sqlite:///FILE or a postgresql:// URL"
+        )
+        found.append(Fact("optuna storage", "unusable", str(exc), fix))
+    return found
+
+
+def render(found: list[Fact]) -> str:
+    """Aligned ``name  value`` lines; a broken item adds its problem and its fix."""
+    width = max(len(f.name) for f in found)
+    lines = []
+    for fact in found:
+        lines.append(f"{fact.name:<{width}}  {fact.value}")
+        if fact.problem:
+            lines.append(f"{'':<{width}}  BROKEN: {fact.problem}")
+            lines.append(f"{'':<{width}}  fix: {fact.fix}")
+    return "\n".join(lines)
