@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args) or 0
     except BenchError as exc:
-        print(f"bench: error: {mask(str(exc))}", file=sys.stderr)
+        print(f"bench: error: {exc}", file=sys.stderr)  # masked when it was raised
         return 2
     except KeyboardInterrupt:
         print("bench: interrupted", file=sys.stderr)
@@ -387,8 +387,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     spec = registry.get(args.model)
 
     entries = {m.name: m.params for m in suite.models}
-    spec.check(dict(entries.get(spec.name, {})))
-    check_search_space(spec, dict(entries.get(spec.name, {})), suite.seed)
+    suite_params = dict(entries.get(spec.name, {}))
+    spec.check(suite_params)
+    check_search_space(spec, suite_params, suite.seed)
     open_storage(storage)  # an unreachable database fails here, before the data is loaded
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm

@@ -70,7 +70,7 @@ def facts() -> list[Fact]:
     found = [Fact("python", sys.version.split()[0])]
     versions = package_versions()
     for name in ("bench", "torch", "scikit-learn", "optuna", "mlflow", "numpy", "skops"):
-        version = versions.get(name) or _version(name)
+        version = versions[name] if name in versions else _version(name)
         problem = None if version != "absent" else f"{name} is not installed"
         if name == "torch" and not problem:
             version += _torch_build()
@@ -231,13 +231,7 @@ def git_commit() -> str:
 
 
 def package_versions() -> dict[str, str]:
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = "absent"
-    return versions
+    return {name: _version(name) for name in PACKAGES}
 
 
 def run_tags() -> dict[str, str]:

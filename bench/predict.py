@@ -40,15 +40,13 @@ def predict_files(
     """Top-k genres per file. A file ``bench run`` would skip (unreadable, empty, truncated)
     is skipped here too, with the reason, and the others go on; a repaired one (NaN samples,
     stereo, another rate) is read the way training read it, with a warning."""
-    from bench.data.gtzan import read_clip
+    from bench.data.gtzan import load_audio
 
     classes = np.asarray(card["classes"])
     results = []
     for path in paths:
         try:
-            wave, notes = read_clip(path)
-            for note in notes:
-                log.warning("%s: %s", path, note)
+            wave = load_audio(path)
             proba = model.predict_proba(_inputs(card, path, wave))[0]
         except BenchError as exc:
             log.warning("skipping %s", exc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import io
 import itertools
 import json
@@ -113,7 +114,7 @@ def _skops_file(path: Path, node: dict) -> Path:
         },
         "__id__": next(_ids),
         "protocol": 2,
-        "_skops_version": sio.__version__ if hasattr(sio, "__version__") else "0.16.0",
+        "_skops_version": importlib.metadata.version("skops"),
     }
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
