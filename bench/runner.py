@@ -25,9 +25,6 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 from bench import artifacts, registry
 from bench.data.dataset import Dataset
 from bench.data.splits import DevSplit, Fold, make_folds
@@ -36,9 +33,8 @@ from bench.environment import (
     pid_alive,
     resolve_device,
     run_tags,
-    torchaudio_problem,
 )
-from bench.metrics import align_proba, classification_metrics, per_class_f1, vote_by_track
+from bench.evaluate import model_inputs, score_fold, servable_folds, with_resources
 from bench.redact import mask
 from bench.suites import Suite
 from bench.tracking import Tracker
@@ -90,9 +86,6 @@ class RunSummary:
     skipped_models: dict[str, str] = field(default_factory=dict)
 
 
-AUDIO_KINDS = ("audio", "multimodal")
-
-
 def plan_jobs(
     suite: Suite, dataset: Dataset, device: str, dev: DevSplit | None = None
 ) -> tuple[list[Job], dict[str, str]]:
@@ -103,43 +96,15 @@ def plan_jobs(
     leave the development split's tracks out of every test side.
     """
     folds = make_folds(dataset, suite.protocol, suite.seed, dev)
-    has_audio = np.array([t in dataset.audio for t in dataset.tracks])
     jobs, skipped = [], {}
     for entry in suite.models:
         spec = registry.get(entry.name)
-        model_folds = folds
-        if spec.input_kind in AUDIO_KINDS:
-            broken = torchaudio_problem()
-            if broken:
-                skipped[entry.name] = f"{broken}; `bench doctor` names the fix"
-                continue
-            if not has_audio.any():
-                skipped[entry.name] = (
-                    f"needs audio ({spec.input_kind}), but {dataset.root} has no readable "
-                    "clips under genres_original/"
-                )
-                continue
-            model_folds = audio_folds(dataset, folds)
-            empty = [f.name for f in model_folds if not len(f.test) or not len(f.train)]
-            if empty:
-                skipped[entry.name] = (
-                    f"{', '.join(empty)}: no tracks with audio on one side of the split "
-                    f"({int(has_audio.sum())} of {len(has_audio)} tracks have audio)"
-                )
-                model_folds = [f for f in model_folds if f.name not in empty]
         params = spec.complete(entry.params, suite.seed, device)
-        inner = spec.value(params, "cv")  # stacking's own cross-validation
-        thin = thin_for_inner_cv(dataset, model_folds, inner)
-        if thin:
-            reason = (
-                f"{', '.join(thin)}: the inner {inner}-fold CV needs a class with at least "
-                f"{inner} training rows, but the largest has {max(thin.values())}"
-            )
-            if spec.input_kind in AUDIO_KINDS:
-                reason += f" ({int(has_audio.sum())} of {len(has_audio)} tracks have audio)"
-            previous = skipped.get(entry.name)
-            skipped[entry.name] = f"{previous}; {reason}" if previous else reason
-            model_folds = [f for f in model_folds if f.name not in thin]
+        model_folds, reason = servable_folds(spec, params, dataset, folds)
+        if reason:
+            skipped[entry.name] = reason
+        if not model_folds:
+            continue
         config = {
             "model": entry.name,
             "params": params,
@@ -167,25 +132,6 @@ def plan_jobs(
             for f in model_folds
         )
     return jobs, skipped
-
-
-def thin_for_inner_cv(dataset: Dataset, folds: list[Fold], inner: object) -> dict[str, int]:
-    """Folds whose training side no stratified ``inner``-fold CV can split, with their largest
-    class count (scikit-learn refuses when every class has fewer rows than folds)."""
-    if not isinstance(inner, int) or isinstance(inner, bool) or inner < 2:
-        return {}
-    thin = {}
-    for fold in folds:
-        largest = int(np.bincount(dataset.labels[fold.train]).max(initial=0))
-        if largest < inner:
-            thin[fold.name] = largest
-    return thin
-
-
-def audio_folds(dataset: Dataset, folds: list[Fold]) -> list[Fold]:
-    """``folds`` restricted to the rows that have audio (for audio and multimodal models)."""
-    has_audio = np.array([t in dataset.audio for t in dataset.tracks])
-    return [Fold(f.name, f.train[has_audio[f.train]], f.test[has_audio[f.test]]) for f in folds]
 
 
 def run_suite(
@@ -451,36 +397,11 @@ def _stop_worker_pools() -> None:
 def _fit_and_score(
     job: Job, dataset: Dataset, out: Path, threads: int
 ) -> tuple[dict[str, float], list[dict[str, float]]]:
-    fold = job.fold
-    inputs = model_inputs(dataset, job.input_kind)
-    accepted = inspect.signature(job.factory).parameters
-    params = dict(job.params)  # resource settings below stay out of the config hash
-    if "n_jobs" in accepted and params.get("n_jobs") is None:
-        params["n_jobs"] = threads
     checkpoints = checkpoint_dir(job)
-    if "checkpoint_dir" in accepted and params.get("checkpoint_dir") is None:
-        params["checkpoint_dir"] = str(checkpoints)
-    model = job.factory(**params)
-    start = time.perf_counter()
-    model.fit(take_rows(inputs, fold.train), dataset.labels[fold.train])
-    fit_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    raw = model.predict_proba(take_rows(inputs, fold.test))
-    predict_seconds = time.perf_counter() - start
-    proba = align_proba(raw, model.classes_, len(dataset.classes))
-    y_true = dataset.labels[fold.test]
-    ids = dataset.features.index[fold.test]
-    if dataset.vote == "track":
-        ids, y_true, proba = vote_by_track(dataset.tracks[fold.test], y_true, proba)
-        ids = pd.Index(ids, name="track")
-    metrics = classification_metrics(y_true, proba)
-    if dataset.vote == "track":
-        metrics["n_test_tracks"] = len(ids)
-    metrics.update(per_class_f1(y_true, proba.argmax(axis=1), dataset.classes))
-    metrics.update(
-        fit_seconds=fit_seconds,
-        predict_seconds_per_item=predict_seconds / max(1, len(fold.test)),
-    )
+    accepted = inspect.signature(job.factory).parameters
+    model = job.factory(**with_resources(accepted, job.params, threads, str(checkpoints)))
+    score = score_fold(model, dataset, model_inputs(dataset, job.input_kind), job.fold)
+    metrics, ids, y_true, proba = score.metrics, score.ids, score.y_true, score.proba
     artifacts.save_model(model, out / artifacts.MODEL_FILE)
     artifacts.write_card(
         out / artifacts.CARD_FILE,
@@ -510,36 +431,11 @@ def _fit_and_score(
     return metrics, list(getattr(final, "history_", []))
 
 
-def model_inputs(dataset: Dataset, input_kind: str) -> Any:
-    """What a model of ``input_kind`` is fitted on, one row per dataset row.
-
-    tabular: the feature matrix; audio: an array of clip paths; multimodal: a DataFrame of the
-    features plus an ``audio_path`` column, from which each stack member selects its part.
-    """
-    if input_kind == "tabular":
-        return dataset.features.to_numpy()
-    paths = np.array([str(dataset.audio.get(t, "")) for t in dataset.tracks], dtype=object)
-    if input_kind == "audio":
-        return paths
-    if input_kind == "multimodal":
-        from bench.models.columns import AUDIO_COLUMN
-
-        frame = dataset.features.reset_index(drop=True).copy()
-        frame[AUDIO_COLUMN] = paths
-        return frame
-    raise ValueError(f"unknown input kind {input_kind!r}")
-
-
 def checkpoint_dir(job: Job) -> Path:
     """A stable place per job, so a killed training resumes from its last checkpoint."""
     from bench.data.catalog import cache_home
 
     return cache_home() / "checkpoints" / f"{job.model}-{job.fold.name}-{job.config_hash}"
-
-
-def take_rows(inputs: Any, rows: np.ndarray) -> Any:
-    """Rows of a model's inputs: a DataFrame (multimodal) or an array."""
-    return inputs.iloc[rows] if hasattr(inputs, "iloc") else inputs[rows]
 
 
 def _final_step(model: Any) -> Any:

@@ -205,12 +205,11 @@ class Objective:
         device: str,
         threads: int,
     ) -> None:
-        from bench.runner import model_inputs
+        from bench.evaluate import model_inputs
 
         self.spec, self.base_params, self.metric = spec, base_params, metric
         self.seed, self.device, self.threads = seed, device, threads
-        self.labels, self.n_classes = dataset.labels, len(dataset.classes)
-        self.tracks = dataset.tracks if dataset.vote == "track" else None
+        self.dataset = dataset
         self.inputs = model_inputs(dataset, spec.input_kind)
         self.folds = _model_folds(spec, dataset, dev, base_params)
         self.maximize = METRICS[metric] == "maximize"
@@ -236,25 +235,18 @@ class Objective:
         from threadpoolctl import threadpool_limits
 
         from bench.environment import cpu_threads
-        from bench.metrics import align_proba, classification_metrics, vote_by_track
-        from bench.runner import take_rows
+        from bench.evaluate import score_fold, with_resources
 
         full = self.spec.complete(params, self.seed, self.device)
-        if "n_jobs" in self.spec.parameters and full.get("n_jobs") is None:
-            full["n_jobs"] = self.threads
+        full = with_resources(self.spec.parameters, full, self.threads)
         scores: list[float] = []
         with threadpool_limits(self.threads), cpu_threads(self.threads):
             for index, fold in enumerate(self.folds):
                 model = self.spec.factory(**full)
                 if trial is not None and self.epoch_based:
                     model.set_params(callbacks=[_EpochReport(trial, index * self.stride, self)])
-                model.fit(take_rows(self.inputs, fold.train), self.labels[fold.train])
-                raw = model.predict_proba(take_rows(self.inputs, fold.test))
-                proba = align_proba(raw, model.classes_, self.n_classes)
-                y_true = self.labels[fold.test]
-                if self.tracks is not None:  # segment rows: score whole tracks, as the runner
-                    _, y_true, proba = vote_by_track(self.tracks[fold.test], y_true, proba)
-                scores.append(classification_metrics(y_true, proba)[self.metric])
+                score = score_fold(model, self.dataset, self.inputs, fold)
+                scores.append(score.metrics[self.metric])
                 if trial is not None and not self.epoch_based:
                     trial.report(float(np.mean(scores)), index)
                     if trial.should_prune():
@@ -293,25 +285,12 @@ def _model_folds(
     spec: registry.ModelSpec, dataset: Dataset, dev: DevSplit, params: dict[str, Any]
 ) -> list[Fold]:
     """The development folds ``spec`` can train on; a BenchError (before any trial) when
-    they cannot serve it, where ``bench run`` would skip the model."""
-    from bench.runner import AUDIO_KINDS, audio_folds, thin_for_inner_cv
+    any cannot serve it, for the reason ``bench run`` would skip the model there."""
+    from bench.evaluate import servable_folds
 
-    folds = dev.folds
-    if spec.input_kind in AUDIO_KINDS:
-        folds = audio_folds(dataset, dev.folds)
-        if any(not len(f.train) or not len(f.test) for f in folds):
-            raise BenchError(
-                f"{spec.name} needs audio ({spec.input_kind}) on both sides of every "
-                f"development fold; {len(dataset.audio)} of {dataset.n_tracks} tracks have audio"
-            )
-    inner = spec.value(params, "cv")
-    thin = thin_for_inner_cv(dataset, folds, inner)
-    if thin:
-        raise BenchError(
-            f"{spec.name}'s inner {inner}-fold CV needs a class with at least {inner} training "
-            f"rows in every development fold; {', '.join(thin)} have at most "
-            f"{max(thin.values())}"
-        )
+    folds, reason = servable_folds(spec, params, dataset, dev.folds)
+    if reason:
+        raise BenchError(f"{spec.name} cannot be tuned on every development fold: {reason}")
     return folds
 
 

@@ -112,7 +112,7 @@ def test_audio_models_are_skipped_with_one_reason_when_torchaudio_is_broken(
     import soundfile as sf
     from mlflow.tracking import MlflowClient
 
-    from bench import runner
+    from bench import evaluate
     from bench.tracking import resolve_uri
 
     for name in ("blues.00000", "rock.00000", "jazz.00001"):
@@ -120,7 +120,7 @@ def test_audio_models_are_skipped_with_one_reason_when_torchaudio_is_broken(
         folder.mkdir(parents=True, exist_ok=True)
         sf.write(folder / f"{name}.wav", np.zeros(22050, dtype=np.float32), 22050)
     reason = "torchaudio 2.11.1 does not match torch 2.11.0"
-    monkeypatch.setattr(runner, "torchaudio_problem", lambda: reason)
+    monkeypatch.setattr(evaluate, "torchaudio_problem", lambda: reason)
     argv = ["run", "--suite", "gtzan", "--data-dir", str(tabular_gtzan), "--folds", "2"]
     assert main([*argv, "--models", "logreg,cnn_ref,cnn"]) == 0
     client = MlflowClient(resolve_uri())

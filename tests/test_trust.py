@@ -18,7 +18,7 @@ from bench.cli import main
 from bench.data.gtzan import load_gtzan
 from bench.data.synthetic import synth_gtzan
 from bench.errors import BenchError
-from bench.runner import model_inputs
+from bench.evaluate import model_inputs
 
 QUICK = {
     "mlp": {"epochs": 2},
