@@ -71,6 +71,8 @@ def test_stack_is_out_of_fold_over_registered_members(data) -> None:
 def test_bagging_rejects_non_tabular_or_unknown_base() -> None:
     with pytest.raises(BenchError, match="unknown model 'nope'"):
         create("bagging", base="nope")
+    with pytest.raises(BenchError, match="bagging needs a tabular base model; 'cnn' takes audio"):
+        create("bagging", base="cnn")
 
 
 def test_untrusted_types_are_refused(tmp_path: Path) -> None:
