@@ -274,7 +274,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from bench.data.catalog import open_dataset
+    from bench.catalog import open_dataset
     from bench.errors import BenchError
     from bench.suites import load_suite
 
@@ -394,7 +394,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from bench.data.catalog import open_dataset
+    from bench.catalog import open_dataset
     from bench.data.splits import dev_split
     from bench.environment import resolve_device
     from bench.tracking import Tracker
@@ -628,7 +628,7 @@ def cmd_perf(args: argparse.Namespace) -> int:
 
 
 def cmd_data_synth(args: argparse.Namespace) -> int:
-    from bench.data.synthetic import synth_gtzan
+    from bench.features.synthetic import synth_gtzan
 
     root = synth_gtzan(
         args.out,

@@ -136,6 +136,16 @@ def _threads() -> Fact:
     )
 
 
+def data_home() -> Path:
+    """``$BENCH_DATA`` when set, else ``./data``: where suites look for their datasets."""
+    return Path(os.environ.get("BENCH_DATA", "data"))
+
+
+def cache_home() -> Path:
+    """``$BENCH_CACHE`` when set, else ``./.cache/bench``: features, checkpoints, scratch."""
+    return Path(os.environ.get("BENCH_CACHE", Path(".cache") / "bench"))
+
+
 def cuda_present() -> bool:
     """Whether an NVIDIA GPU is usable, without importing torch when there is no driver."""
     if not Path("/proc/driver/nvidia").exists():

@@ -239,7 +239,7 @@ def scratch_space() -> Iterator[Path]:
     """
     import socket
 
-    from bench.data.catalog import cache_home
+    from bench.environment import cache_home
 
     base = cache_home() / "scratch"
     base.mkdir(parents=True, exist_ok=True)
@@ -433,7 +433,7 @@ def _fit_and_score(
 
 def checkpoint_dir(job: Job) -> Path:
     """A stable place per job, so a killed training resumes from its last checkpoint."""
-    from bench.data.catalog import cache_home
+    from bench.environment import cache_home
 
     return cache_home() / "checkpoints" / f"{job.model}-{job.fold.name}-{job.config_hash}"
 

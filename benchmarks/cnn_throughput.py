@@ -31,9 +31,9 @@ import torch
 import torch.nn.functional as F
 import torchaudio.functional as AF
 
-from bench.data.synthetic import synth_gtzan
 from bench.features.cache import FeatureCache
 from bench.features.spectrogram import SpectrogramTransform
+from bench.features.synthetic import synth_gtzan
 from bench.models.cnn import CNNClassifier, ReferenceCNNClassifier
 from bench.models.torch_estimator import autocast
 

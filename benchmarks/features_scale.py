@@ -50,7 +50,7 @@ print(json.dumps({"clips": len(values), "seconds": seconds, "peak_kib": peak,
 def clips(scratch: Path, unique: int, total: int) -> list[Path]:
     """``total`` clip paths: ``unique`` rendered synthetic clips, linked under more names."""
     from bench.data.gtzan import GENRES
-    from bench.data.synthetic import synth_gtzan
+    from bench.features.synthetic import synth_gtzan
 
     source = scratch / f"synthetic-{unique}"
     if not (source / ".complete").is_file():

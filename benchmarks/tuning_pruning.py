@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.data.catalog import open_dataset
+from bench.catalog import open_dataset
 from bench.data.splits import dev_split
 from bench.suites import load_suite
 from bench.tracking import Tracker

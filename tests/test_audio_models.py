@@ -16,11 +16,11 @@ from sklearn.model_selection import train_test_split
 
 import bench.models.audio  # noqa: F401  (registers cnn_ref and cnn)
 from bench.data.gtzan import load_audio
-from bench.data.synthetic import synth_gtzan
 from bench.errors import DataError
 from bench.features import cache as cache_module
 from bench.features.cache import FeatureCache
 from bench.features.spectrogram import SpectrogramParams, spectrograms
+from bench.features.synthetic import synth_gtzan
 from bench.models.cnn import CNNClassifier, ReferenceCNN, ReferenceCNNClassifier, reference_params
 
 SR = 22050

@@ -207,7 +207,7 @@ def _finished_quietly(suite: str) -> list:
 def test_cnn_killed_mid_training_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
     import torch
 
-    from bench.data.synthetic import synth_gtzan
+    from bench.features.synthetic import synth_gtzan
 
     data = synth_gtzan(tmp_path / "syn", per_genre=4, duration=9.0, seed=0)
     models = '[[models]]\nname = "cnn"\nparams = { epochs = 40, patience = 40 }\n'

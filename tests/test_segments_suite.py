@@ -11,8 +11,8 @@ from mlflow.tracking import MlflowClient
 
 from bench.cli import main
 from bench.data.splits import Protocol, make_folds
-from bench.data.synthetic import synth_gtzan
 from bench.features.extract import computed_dataset
+from bench.features.synthetic import synth_gtzan
 from bench.metrics import vote_by_track
 from bench.suites import load_suite
 from bench.tracking import resolve_uri

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from bench.data.synthetic import GENRES, synth_gtzan
+from bench.data.synthetic import GENRES
 from bench.errors import DataError
+from bench.features.synthetic import synth_gtzan
 
 SMALL = {"per_genre": 3, "duration": 1.0, "artists_per_genre": 3}
 SPLITS = ("train", "valid", "test")

@@ -16,9 +16,9 @@ import skops.io as sio
 from bench import artifacts, registry
 from bench.cli import main
 from bench.data.gtzan import load_gtzan
-from bench.data.synthetic import synth_gtzan
 from bench.errors import BenchError
 from bench.evaluate import model_inputs
+from bench.features.synthetic import synth_gtzan
 
 QUICK = {
     "mlp": {"epochs": 2},

@@ -145,7 +145,7 @@ def test_data_synth_then_fetch_then_run(tmp_path: Path, capsys) -> None:
 def test_audio_subset_folds_are_skipped_and_never_ranked_with_full_rows(
     tabular_gtzan: Path,
 ) -> None:
-    from bench.data.synthetic import synth_gtzan
+    from bench.features.synthetic import synth_gtzan
 
     clips = synth_gtzan(Path("clips"), per_genre=1, duration=3.0, seed=0) / "genres_original"
     target = tabular_gtzan / "genres_original"
@@ -172,7 +172,7 @@ def test_audio_subset_folds_are_skipped_and_never_ranked_with_full_rows(
 def test_a_stack_whose_inner_cv_cannot_split_is_skipped_with_the_reason(
     tabular_gtzan: Path,
 ) -> None:
-    from bench.data.synthetic import synth_gtzan
+    from bench.features.synthetic import synth_gtzan
 
     clips = synth_gtzan(Path("clips"), per_genre=1, duration=3.0, seed=0) / "genres_original"
     target = tabular_gtzan / "genres_original"

@@ -9,7 +9,7 @@ artists, and the artist-filtered split written under ``splits/`` is the honest, 
 Example::
 
     from pathlib import Path
-    from bench.data.synthetic import synth_gtzan
+    from bench.features.synthetic import synth_gtzan  # with bench's Kaggle features
     root = synth_gtzan(Path("/tmp/gtzan"), per_genre=8, duration=5.0)
     # root/genres_original/blues/blues.00000.wav, root/features_30_sec.csv, root/splits/...
 """
@@ -19,8 +19,10 @@ from __future__ import annotations
 import csv
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import soundfile as sf
@@ -194,6 +196,18 @@ class _Artist:
     kick_hz: float
 
 
+class FeatureTable(Protocol):
+    """What writes ``features_30_sec.csv``: its feature column names, and a function from a
+    ``(clips, samples)`` float tensor, the sample rate and a device to one row per clip.
+
+    Passed in (bench's is :data:`bench.features.synthetic.KAGGLE_FEATURES`) so that data/
+    stays a leaf: it reads and writes datasets, and never imports the feature code."""
+
+    columns: Sequence[str]
+
+    def __call__(self, clips: Any, sr: int, device: str) -> Any: ...
+
+
 def synth_gtzan(
     out: Path,
     per_genre: int = 10,
@@ -204,18 +218,17 @@ def synth_gtzan(
     progress: bool = False,
     *,
     device: str = "cpu",
+    features: FeatureTable,
 ) -> Path:
     """Write a GTZAN-shaped dataset under ``out`` in the Kaggle layout and return ``out``.
 
     ``genres_original/<genre>/<genre>.000NN.wav`` (mono, 16-bit PCM), ``features_30_sec.csv``
-    (the Kaggle columns, computed from the written audio by
-    :func:`bench.features.handcrafted.gtzan_features` on ``device``), the artist-filtered split
-    ``splits/{train,valid,test}_filtered.txt`` (about 50/20/30 of tracks, artist-disjoint) and
-    ``splits/artist_groups.txt`` (track and integer artist id). The same arguments give
-    byte-identical files.
+    (the ``features`` columns, computed from the written audio by ``features`` on ``device``;
+    bench's Kaggle features through :func:`bench.features.synthetic.synth_gtzan`), the
+    artist-filtered split ``splits/{train,valid,test}_filtered.txt`` (about 50/20/30 of tracks,
+    artist-disjoint) and ``splits/artist_groups.txt`` (track and integer artist id). The same
+    arguments give byte-identical files.
     """
-    from bench.features.handcrafted import FEATURE_COLUMNS, gtzan_features
-
     out = Path(out)
     _check_args(out, per_genre, seed, duration, sr, artists_per_genre)
     started = time.perf_counter()
@@ -237,11 +250,12 @@ def synth_gtzan(
                 rows.append([_name(genre, i), n, genre])
                 batch.append(pcm.astype(np.float32) / 32768.0)  # what soundfile reads back
                 if len(batch) == _BATCH:
-                    _add_features(rows, batch, sr, device, gtzan_features)
+                    _add_features(rows, batch, sr, device, features)
                 bar.update()
     if batch:
-        _add_features(rows, batch, sr, device, gtzan_features)
-    _write_csv(out / "features_30_sec.csv", ["filename", "length", *FEATURE_COLUMNS, "label"], rows)
+        _add_features(rows, batch, sr, device, features)
+    header = ["filename", "length", *features.columns, "label"]
+    _write_csv(out / "features_30_sec.csv", header, rows)
     _write_splits(out / "splits", layout, artists_per_genre)
     logger.info(
         "synthesised %d tracks (%d genres x %d, %.1f s, seed %d) in %s in %.1f s",
@@ -268,14 +282,14 @@ def _name(genre: str, i: int) -> str:
     return f"{genre}.{i:05d}.wav"
 
 
-def _add_features(rows, batch, sr, device, gtzan_features) -> None:
+def _add_features(rows, batch, sr, device, features) -> None:
     """Fill the feature columns of the last ``len(batch)`` rows, in place, and empty the batch."""
     import torch
 
-    feats = gtzan_features(torch.from_numpy(np.stack(batch)), sr, device)
+    feats = features(torch.from_numpy(np.stack(batch)), sr, device)
     feats = np.asarray(torch.as_tensor(feats).detach().cpu(), dtype=np.float64)
     if feats.shape[0] != len(batch):
-        raise RuntimeError(f"gtzan_features returned {feats.shape[0]} rows for {len(batch)} clips")
+        raise RuntimeError(f"features returned {feats.shape[0]} rows for {len(batch)} clips")
     for row, values in zip(rows[-len(batch) :], feats, strict=True):
         row[2:2] = [float(v) for v in values]
     batch.clear()

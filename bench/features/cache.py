@@ -43,9 +43,8 @@ import h5py
 import numpy as np
 from tqdm.auto import tqdm
 
-from bench.data.catalog import cache_home
 from bench.data.gtzan import load_audio
-from bench.environment import resolve_device
+from bench.environment import cache_home, resolve_device
 from bench.errors import DataError
 from bench.features.spectrogram import SpectrogramParams, spectrograms
 

@@ -9,25 +9,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
 from bench.data.dataset import Dataset
 from bench.data.gtzan import load_gtzan
+from bench.environment import cache_home, data_home
 from bench.errors import DataError
 from bench.suites import DatasetSpec
 
 log = logging.getLogger(__name__)
-
-
-def data_home() -> Path:
-    """``$BENCH_DATA`` when set, else ``./data``."""
-    return Path(os.environ.get("BENCH_DATA", "data"))
-
-
-def cache_home() -> Path:
-    """``$BENCH_CACHE`` when set, else ``./.cache/bench``."""
-    return Path(os.environ.get("BENCH_CACHE", Path(".cache") / "bench"))
 
 
 MSD_OPTIONS = ("labels", "covariance", "min_class_artists")
@@ -109,7 +99,7 @@ def _synthetic_msd_root(options: dict, progress: bool) -> Path:
 
 def _synthetic_root(spec: DatasetSpec, progress: bool) -> Path:
     """Generate (once) and cache the synthetic dataset the spec's options describe."""
-    from bench.data.synthetic import GENERATOR_VERSION, synth_gtzan
+    from bench.features.synthetic import GENERATOR_VERSION, synth_gtzan
 
     recipe = {**spec.options, "generator": GENERATOR_VERSION}
     key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
