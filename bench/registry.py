@@ -1,16 +1,21 @@
 """Models registered by name.
 
 A :class:`ModelSpec` says what a model is (family, input kind) and how to build it; the runner,
-the tuner and ``bench models`` only ever go through this table. Factories import their heavy
-libraries lazily so that listing the registry stays instant.
+the tuner and ``bench models`` only ever go through this table. A model is registered either as
+a factory function (:func:`register`) or as an estimator class named by its import path
+(:func:`register_class`), whose constructor is then the model's signature. Factories import
+their heavy libraries lazily and classes are imported on first use, so listing the registry
+stays instant.
 
 Example::
 
-    >>> from bench.registry import create, list_models
+    >>> from bench.registry import create, get, list_models
     >>> [m.name for m in list_models(family="boosting")]
     ['hist_gb', 'xgboost']
     >>> create("logreg", C=0.5).get_params()["logisticregression__C"]
     0.5
+    >>> get("xgboost").parameters[:3]
+    ('n_estimators', 'max_depth', 'learning_rate')
 """
 
 from __future__ import annotations
@@ -29,19 +34,33 @@ SearchSpace = Callable[[Any], dict[str, Any]]
 
 @dataclass(frozen=True)
 class ModelSpec:
+    """One registered model.
+
+    ``target`` is what builds it: a factory function, or the import path of an estimator class
+    (``"package.module:Class"``), imported only when :attr:`factory` is first asked for (by
+    :meth:`create`, :attr:`parameters`, :meth:`check`, :meth:`complete` ...).
+    """
+
     name: str
     family: str
     input_kind: str
-    factory: Callable[..., Any]
+    target: Callable[..., Any] | str
     search_space: SearchSpace | None = None
     description: str = ""
+
+    @property
+    def factory(self) -> Callable[..., Any]:
+        """The callable that builds the model: the factory, or the class (imported now)."""
+        if isinstance(self.target, str):
+            return _import(self.name, self.target)
+        return self.target
 
     def create(self, **params: Any) -> Any:
         return self.factory(**params)
 
     @property
     def parameters(self) -> tuple[str, ...]:
-        """The factory's parameter names."""
+        """The factory's parameter names (a class's ``__init__`` parameters, without ``self``)."""
         return tuple(inspect.signature(self.factory).parameters)
 
     def value(self, params: dict[str, Any], name: str) -> Any:
@@ -54,12 +73,18 @@ class ModelSpec:
             return None
         return parameter.default
 
+    def type_hints(self) -> dict[str, Any]:
+        """The factory's parameter annotations, resolved (a class's come from its ``__init__``:
+        ``typing.get_type_hints`` of the class itself gives its attribute annotations)."""
+        import typing
+
+        factory = self.factory
+        return typing.get_type_hints(factory.__init__ if isinstance(factory, type) else factory)
+
     def check(self, params: dict[str, Any]) -> None:
         """``params`` against the factory's signature, as a one-line error: every name known
         (the closest one suggested), every value of an annotated type, and member models of
         ensembles (``estimators``, ``base``, ``estimator_params`` ...) checked in turn."""
-        import typing
-
         accepted = self.parameters
         for name in params:
             if name not in accepted:
@@ -69,7 +94,7 @@ class ModelSpec:
                     f"model {self.name!r} has no parameter {name!r}{hint}; "
                     f"it takes {', '.join(accepted)}"
                 )
-        hints = typing.get_type_hints(self.factory)
+        hints = self.type_hints()
         for name, value in params.items():
             expected = hints.get(name, Any)
             if not _accepts(value, expected):
@@ -140,6 +165,8 @@ def _accepts(value: Any, expected: Any) -> bool:
         )
     if origin is dict or expected is dict:
         return isinstance(value, dict)
+    if origin is Callable or expected is Callable:
+        return callable(value)
     if expected is float:
         return isinstance(value, int | float) and not isinstance(value, bool)
     if expected is int:
@@ -159,7 +186,7 @@ def _describe(expected: Any) -> str:
     names = {int: "an integer", float: "a number", str: "a string", bool: "a boolean"}
     names[type(None)] = "none"
     origin = typing.get_origin(expected) or expected
-    names.update({list: "a list", tuple: "a list", dict: "a table"})
+    names.update({list: "a list", tuple: "a list", dict: "a table", Callable: "a function"})
     return names.get(origin, getattr(origin, "__name__", str(origin)))
 
 
@@ -174,16 +201,60 @@ def register(
     search_space: SearchSpace | None = None,
     description: str = "",
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator registering a factory under ``name``."""
+    """Decorator registering a factory under ``name`` (described by its docstring's first line
+    unless ``description`` is given)."""
 
     def wrap(factory: Callable[..., Any]) -> Callable[..., Any]:
-        if name in _REGISTRY:
-            raise ValueError(f"model {name!r} is registered twice")
         doc = description or (factory.__doc__ or "").strip().splitlines()[0]
-        _REGISTRY[name] = ModelSpec(name, family, input_kind, factory, search_space, doc)
+        _add(ModelSpec(name, family, input_kind, factory, search_space, doc))
         return factory
 
     return wrap
+
+
+def register_class(
+    name: str,
+    path: str,
+    *,
+    family: str,
+    description: str,
+    input_kind: str = "tabular",
+    search_space: SearchSpace | None = None,
+) -> None:
+    """Register the estimator class at ``path`` (``"package.module:Class"``) under ``name``.
+
+    The model takes exactly the class's constructor parameters, with its defaults, so that
+    signature is written once, on the class. Nothing is imported here: the class is imported
+    the first time the spec is used, so ``description`` cannot come from its docstring.
+    """
+    module, colon, qualname = path.partition(":")
+    if not (colon and module and qualname):
+        raise ValueError(
+            f"model {name!r}: {path!r} is not an import path like 'package.module:Class'"
+        )
+    _add(ModelSpec(name, family, input_kind, path, search_space, description))
+
+
+def _add(spec: ModelSpec) -> None:
+    if spec.name in _REGISTRY:
+        raise ValueError(f"model {spec.name!r} is registered twice")
+    _REGISTRY[spec.name] = spec
+
+
+def _import(name: str, path: str) -> Callable[..., Any]:
+    """The class a :func:`register_class` path names (its module is imported if need be)."""
+    import importlib
+
+    module, _, qualname = path.partition(":")
+    found: Any = importlib.import_module(module)
+    for attribute in qualname.split("."):
+        try:
+            found = getattr(found, attribute)
+        except AttributeError:
+            raise ImportError(f"model {name!r}: {path!r} names nothing in {module}") from None
+    if not isinstance(found, type):
+        raise TypeError(f"model {name!r}: {path!r} is not a class")
+    return found
 
 
 def get(name: str) -> ModelSpec:

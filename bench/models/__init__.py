@@ -1,1 +1,1 @@
-"""Registered models. Importing a module here registers its factories."""
+"""Registered models. Importing a module here registers its factories and classes (by path)."""

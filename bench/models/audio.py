@@ -1,15 +1,15 @@
 """Registration of the audio CNNs ``cnn_ref`` and ``cnn`` (input: a 1-D array of WAV paths).
 
-This module must stay free of torch at import time, so that ``bench models`` lists the registry
-instantly: the factories import :mod:`bench.models.cnn` when they are called.
+Both are registered as classes of :mod:`bench.models.cnn`, whose constructors are their
+signatures. This module must stay free of torch at import time, so that ``bench models`` lists
+the registry instantly: the registry imports :mod:`bench.models.cnn` when a model is first used.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from bench.registry import register
+from bench.registry import register_class
 
 
 def _cnn_ref_space(trial: Any) -> dict[str, Any]:
@@ -21,38 +21,16 @@ def _cnn_ref_space(trial: Any) -> dict[str, Any]:
     }
 
 
-@register("cnn_ref", family="cnn", input_kind="audio", search_space=_cnn_ref_space)
-def cnn_ref(
-    seconds: float = 1.0,
-    offset: float = 0.0,
-    epochs: int = 10,
-    batch_size: int = 128,
-    lr: float = 1e-3,
-    weight_decay: float = 0.0,
-    patience: int | None = None,
-    validation_fraction: float = 0.0,
-    device: str = "auto",
-    random_state: int | None = 0,
-    checkpoint_dir: str | os.PathLike | None = None,
-    cache_dir: str | os.PathLike | None = None,
-) -> Any:
-    """The original GTZAN CNN (EnrcDamn): MFCC of the first 1 s, 4 conv blocks, bugs fixed."""
-    from bench.models.cnn import ReferenceCNNClassifier
-
-    return ReferenceCNNClassifier(
-        seconds=seconds,
-        offset=offset,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        weight_decay=weight_decay,
-        patience=patience,
-        validation_fraction=validation_fraction,
-        device=device,
-        random_state=random_state,
-        checkpoint_dir=checkpoint_dir,
-        cache_dir=cache_dir,
-    )
+register_class(
+    "cnn_ref",
+    "bench.models.cnn:ReferenceCNNClassifier",
+    family="cnn",
+    input_kind="audio",
+    search_space=_cnn_ref_space,
+    description=(
+        "The original GTZAN CNN (EnrcDamn): MFCC of the first 1 s, 4 conv blocks, bugs fixed."
+    ),
+)
 
 
 def _cnn_space(trial: Any) -> dict[str, Any]:
@@ -71,45 +49,13 @@ def _cnn_space(trial: Any) -> dict[str, Any]:
     }
 
 
-@register("cnn", family="cnn", input_kind="audio", search_space=_cnn_space)
-def cnn(
-    segment_seconds: float = 3.0,
-    n_mels: int = 128,
-    channels: tuple[int, ...] = (16, 32, 64, 128),
-    dropout: float = 0.3,
-    freq_mask: int = 16,
-    time_mask: int = 24,
-    n_masks: int = 1,
-    epochs: int = 30,
-    batch_size: int = 64,
-    lr: float = 2e-3,
-    weight_decay: float = 1e-4,
-    patience: int | None = 6,
-    validation_fraction: float = 0.15,
-    device: str = "auto",
-    random_state: int | None = 0,
-    checkpoint_dir: str | os.PathLike | None = None,
-    cache_dir: str | os.PathLike | None = None,
-) -> Any:
-    """Log-mel CNN on 3 s segments with batch norm, dropout and masking, voted per track."""
-    from bench.models.cnn import CNNClassifier
-
-    return CNNClassifier(
-        segment_seconds=segment_seconds,
-        n_mels=n_mels,
-        channels=tuple(channels),
-        dropout=dropout,
-        freq_mask=freq_mask,
-        time_mask=time_mask,
-        n_masks=n_masks,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        weight_decay=weight_decay,
-        patience=patience,
-        validation_fraction=validation_fraction,
-        device=device,
-        random_state=random_state,
-        checkpoint_dir=checkpoint_dir,
-        cache_dir=cache_dir,
-    )
+register_class(
+    "cnn",
+    "bench.models.cnn:CNNClassifier",
+    family="cnn",
+    input_kind="audio",
+    search_space=_cnn_space,
+    description=(
+        "Log-mel CNN on 3 s segments with batch norm, dropout and masking, voted per track."
+    ),
+)

@@ -347,4 +347,4 @@ class CNNClassifier(_AudioClassifier):
         return batch
 
     def _build_module(self, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
-        return GenreCNN(n_classes, channels=self.channels, dropout=self.dropout)
+        return GenreCNN(n_classes, channels=tuple(self.channels), dropout=self.dropout)

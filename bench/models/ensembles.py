@@ -1,4 +1,4 @@
-"""Bagging, boosting and stacking built from registered models.
+"""Bagging and stacking built from registered models (boosting is in :mod:`bench.models.tabular`).
 
 Every member is itself a registered model, so the ensembles compose through the scikit-learn
 protocol alone: ``bagging`` can bag the torch MLP, ``stack`` can stack anything in the registry.
@@ -128,39 +128,6 @@ def bagging_mlp(
         n_estimators=n_estimators,
         max_samples=max_samples,
         n_jobs=1,
-        random_state=random_state,
-    )
-
-
-def _hist_gb_space(trial: Any) -> dict[str, Any]:
-    return {
-        "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
-        "max_leaf_nodes": trial.suggest_int("max_leaf_nodes", 8, 64, log=True),
-        "l2_regularization": trial.suggest_float("l2_regularization", 1e-4, 10, log=True),
-        "min_samples_leaf": trial.suggest_int("min_samples_leaf", 5, 50, log=True),
-    }
-
-
-@register("hist_gb", family="boosting", search_space=_hist_gb_space)
-def hist_gb(
-    learning_rate: float = 0.05,
-    max_iter: int = 500,
-    max_leaf_nodes: int = 15,
-    l2_regularization: float = 0.0,
-    min_samples_leaf: int = 20,
-    early_stopping: bool = True,
-    random_state: int | None = 0,
-) -> Any:
-    """scikit-learn histogram gradient boosting, early-stopped on a validation slice."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
-    return HistGradientBoostingClassifier(
-        learning_rate=learning_rate,
-        max_iter=max_iter,
-        max_leaf_nodes=max_leaf_nodes,
-        l2_regularization=l2_regularization,
-        min_samples_leaf=min_samples_leaf,
-        early_stopping=early_stopping,
         random_state=random_state,
     )
 

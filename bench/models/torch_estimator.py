@@ -3,6 +3,10 @@
 Speaking ``fit`` / ``predict_proba`` / ``classes_`` with constructor arguments stored unchanged is
 what lets ``clone``, ``BaggingClassifier``, ``StackingClassifier`` and the runner use a network like
 any other model. This module imports torch; registration modules import it lazily.
+
+Why one module (~450 lines): the training loop, early stopping, checkpoint and resume and
+the scikit-learn protocol share the estimator's state; the networks are elsewhere
+(:mod:`bench.models.cnn`, :mod:`bench.models.mlp_net`).
 """
 
 from __future__ import annotations
