@@ -40,7 +40,7 @@ def open_dataset(
         root = Path(data_dir) if data_dir else _synthetic_root(spec, progress)
         return load_gtzan(root, spec.features, name="synthetic-gtzan")
     if spec.kind == "synthetic-msd":
-        from bench.data.msd import load_msd
+        from bench.data.msd_dataset import load_msd
 
         options = _msd_options(spec, MSD_OPTIONS + _SYNTH_MSD_OPTIONS)
         generate = {k: options.pop(k) for k in _SYNTH_MSD_OPTIONS if k in options}
@@ -59,13 +59,13 @@ def open_dataset(
                 f"{spec.kind} data not found at {root}; {how}, set $BENCH_DATA, or pass --data-dir"
             )
     if spec.kind == "msd":
-        from bench.data.msd import load_msd
+        from bench.data.msd_dataset import load_msd
 
         options = _msd_options(spec, MSD_OPTIONS)
         cache = cache_home() / "msd"
         return load_msd(root, name=spec.kind, cache=cache, progress=progress, **options)
     if spec.kind == "msd-table":
-        from bench.data.msd import load_msd_table
+        from bench.data.msd_dataset import load_msd_table
 
         options = _msd_options(spec, ("labels", "min_class_artists"))
         return load_msd_table(root, spec.features, name=spec.kind, **options)

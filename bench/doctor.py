@@ -19,7 +19,7 @@ def diagnose(tracking_uri: str | None = None, storage: str | None = None) -> lis
     found = facts()
     found.append(Fact("tracking uri", mask(resolve_uri(tracking_uri))))
     try:
-        from bench.tuning import parse_storage
+        from bench.tuning.storage import parse_storage
 
         found.append(Fact("optuna storage", parse_storage(storage).display))
     except BenchError as exc:

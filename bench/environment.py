@@ -242,11 +242,3 @@ def git_commit() -> str:
 
 def package_versions() -> dict[str, str]:
     return {name: _version(name) for name in PACKAGES}
-
-
-def run_tags() -> dict[str, str]:
-    tags = {"bench.git_commit": git_commit()}
-    tags.update({f"bench.version.{k}": v for k, v in package_versions().items()})
-    for fact in facts():
-        tags[f"bench.env.{fact.name}"] = fact.value + (f" ({fact.problem})" if fact.problem else "")
-    return tags

@@ -61,10 +61,6 @@ class PerfResult:
     pool_start: float | None = None
 
 
-def _noop(_: int) -> None:
-    """A task that makes every pool worker finish starting (spawn and import torch)."""
-
-
 def _timed(fn: Callable[[], object], repeats: int) -> list[float]:
     fn()  # warm-up
     seconds = []
@@ -88,7 +84,7 @@ def measure(
     import soundfile as sf
 
     from bench.environment import resolve_device
-    from bench.features.extract import audio_files, featurise_files, process_pool, read_clip
+    from bench.features.extract import audio_files, featurise_files, read_clip, warm_workers
     from bench.features.fidelity import has_librosa, librosa_features
 
     device = resolve_device(device)
@@ -116,7 +112,7 @@ def measure(
     if device == "cpu" and workers > 1:
         step("process pool start-up")
         start = time.perf_counter()
-        process_pool(workers).map(_noop, range(workers))
+        warm_workers(workers)
         result.pool_start = time.perf_counter() - start
         step(f"bench, {workers} processes")
         result.timings["bench"] = Timing(

@@ -4,6 +4,12 @@ Nothing is recomputed: scores are the metrics each (model, fold) job logged, con
 are counts of the predictions each job logged as an artifact. Each protocol gets its own tables:
 scores from a random split and from an artist-filtered split are not comparable, so they are
 never ranked together, and every table names its protocol.
+
+Why one module (~600 lines): it is one document. Collecting rows, ranking, the significance
+tests, per-class F1, the Pareto plot and the reproducibility table all read the same ``Row``
+and ``Ranking`` and one cache of downloaded predictions, and together fix the leaderboard's
+layout; the cross-suite summary reuses them. Statistics live in :mod:`bench.stats`, plots in
+:mod:`bench.plots`, rendering in :mod:`bench.document`.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from bench import stats
 from bench.document import Block, Figure, Heading, Table, Text, to_html, to_markdown
 from bench.errors import BenchError
 from bench.metrics import PER_CLASS_F1
-from bench.tracking import Tracker
+from bench.tracking import JobRecord, Setup, Tracker
 
 FORMATS = ("md", "html")
 ALPHA = 0.05
@@ -47,8 +53,8 @@ class Row:
     n_train: list[int] = field(default_factory=list)
     per_class_f1: dict[str, list[float]] = field(default_factory=dict)
     failed_folds: dict[str, str] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
-    """Tags of the newest finished run: command, commit, versions, data fingerprint, device."""
+    setup: Setup | None = None
+    """What produced the newest finished run: command, commit, versions, data, device."""
     newest_parent: tuple[int, str] = (0, "")
     """(start time, parent run id) of the newest run in the row."""
     variant: str = "default"
@@ -66,49 +72,40 @@ class Row:
         return dict(zip(self.fold_names, self.accuracy, strict=True))
 
 
-def _row_key(tags: dict[str, str]) -> tuple[str, str, str]:
-    return (tags["bench.model"], tags.get("bench.variant", "default"), tags["bench.protocol"])
+def _row_key(run: JobRecord) -> tuple[str, str, str]:
+    return (run.model, run.variant, run.protocol)
 
 
-def collect(runs: list[dict[str, Any]]) -> list[Row]:
+def collect(runs: list[JobRecord]) -> list[Row]:
     """One row per (model, variant, protocol): its newest configuration, newest run per fold."""
     latest_config: dict[tuple[str, str, str], tuple[int, str]] = {}
     for run in runs:
-        tags = run["tags"]
-        key = _row_key(tags)
-        stamp = (run["start_time"], tags["bench.config_hash"])
+        key = _row_key(run)
+        stamp = (run.start_time, run.config_hash)
         latest_config[key] = max(latest_config.get(key, stamp), stamp)
-    by_fold: dict[tuple[str, str, str], dict[str, dict[str, Any]]] = {}
-    for run in sorted(runs, key=lambda r: r["start_time"]):
-        tags = run["tags"]
-        key = _row_key(tags)
-        if tags["bench.config_hash"] != latest_config[key][1]:
+    by_fold: dict[tuple[str, str, str], dict[str, JobRecord]] = {}
+    for run in sorted(runs, key=lambda r: r.start_time):
+        key = _row_key(run)
+        if run.config_hash != latest_config[key][1]:
             continue
         folds = by_fold.setdefault(key, {})
-        previous = folds.get(tags["bench.fold"])
-        if previous is None or previous["status"] != "FINISHED" or run["status"] == "FINISHED":
-            folds[tags["bench.fold"]] = run
+        previous = folds.get(run.fold)
+        if previous is None or not previous.finished or run.finished:
+            folds[run.fold] = run
     return [_row(key, folds) for key, folds in by_fold.items()]
 
 
-def _row(key: tuple[str, str, str], folds: dict[str, dict[str, Any]]) -> Row:
-    sample = next(iter(folds.values()))["tags"]
-    row = Row(
-        key[0],
-        sample.get("bench.family", "?"),
-        key[2],
-        sample.get("bench.protocol_description", key[2]),
-        variant=key[1],
-    )
+def _row(key: tuple[str, str, str], folds: dict[str, JobRecord]) -> Row:
+    sample = next(iter(folds.values()))
+    row = Row(key[0], sample.family, key[2], sample.protocol_description, variant=key[1])
     newest_finished = 0
     for fold, run in sorted(folds.items()):
-        stamp = (run["start_time"], run["tags"].get("mlflow.parentRunId", ""))
-        row.newest_parent = max(row.newest_parent, stamp)
-        if run["status"] in ("FAILED", "KILLED"):
-            row.failed_folds[fold] = run["tags"].get("bench.error", run["status"])
-        if run["status"] != "FINISHED":
+        row.newest_parent = max(row.newest_parent, (run.start_time, run.parent_run_id))
+        if run.failed:
+            row.failed_folds[fold] = run.error or run.status
+        if not run.finished:
             continue
-        m = run["metrics"]
+        m = run.metrics
         row.fold_names.append(fold)
         row.accuracy.append(m["accuracy"])
         row.balanced_accuracy.append(m["balanced_accuracy"])
@@ -116,30 +113,29 @@ def _row(key: tuple[str, str, str], folds: dict[str, dict[str, Any]]) -> Row:
         row.log_loss.append(m["log_loss"])
         row.fit_seconds.append(m["fit_seconds"])
         row.predict_seconds_per_item.append(m["predict_seconds_per_item"])
-        row.run_ids.append(run["run_id"])
-        row.n_test.append(int(run["params"].get("n_test", 0)))
-        row.n_train.append(int(run["params"].get("n_train", 0)))
+        row.run_ids.append(run.run_id)
+        row.n_test.append(int(run.params.get("n_test", 0)))
+        row.n_train.append(int(run.params.get("n_train", 0)))
         for name, value in m.items():
             if name.startswith(PER_CLASS_F1):
                 row.per_class_f1.setdefault(name[len(PER_CLASS_F1) :], []).append(value)
-        if run["start_time"] >= newest_finished:
-            newest_finished, row.tags = run["start_time"], run["tags"]
+        if run.start_time >= newest_finished:
+            newest_finished, row.setup = run.start_time, run.setup
     return row
 
 
-def collect_skips(runs: list[dict[str, Any]], rows: list[Row]) -> dict[tuple[str, str], str]:
+def collect_skips(runs: list[JobRecord], rows: list[Row]) -> dict[tuple[str, str], str]:
     """(model, protocol) -> reason, from the newest skip of each; a model that has run since
     (under a newer ``bench run``) with nothing skipped is not listed."""
     newest_job = {(r.model, r.protocol): r.newest_parent for r in rows}
-    skips: dict[tuple[str, str], dict[str, Any]] = {}
-    for run in sorted(runs, key=lambda r: r["start_time"]):
-        key = (run["tags"]["bench.model"], run["tags"]["bench.protocol"])
-        skips[key] = run
+    skips: dict[tuple[str, str], JobRecord] = {}
+    for run in sorted(runs, key=lambda r: r.start_time):
+        skips[(run.model, run.protocol)] = run
     return {
-        key: run["tags"]["bench.skip_reason"]
+        key: run.skip_reason or ""
         for key, run in skips.items()
-        if newest_job.get(key, (0, ""))[0] <= run["start_time"]
-        or newest_job[key][1] == run["tags"].get("mlflow.parentRunId")
+        if newest_job.get(key, (0, ""))[0] <= run.start_time
+        or newest_job[key][1] == run.parent_run_id
     }
 
 
@@ -187,8 +183,8 @@ class _RunFiles:
 
 def write_report(suite: str, tracker: Tracker, out_dir: Path, fmt: str = "md") -> Path:
     """``<out_dir>/<suite>/leaderboard.md`` (or ``.html``) and its PNGs."""
-    rows = collect(tracker.job_runs())
-    skips = collect_skips(tracker.job_runs("skip"), rows)
+    rows = collect(tracker.job_records())
+    skips = collect_skips(tracker.job_records("skip"), rows)
     if not rows and not skips:
         raise BenchError(
             f"suite {suite!r} has no job runs in {tracker.display}; run `bench run` first"
@@ -444,22 +440,21 @@ def _reproducibility_blocks(rows: list[Row]) -> list[Block]:
     setups: dict[tuple[str, ...], list[str]] = {}
     versions: dict[str, set[str]] = {}
     for row in rows:
-        if not row.tags:
+        if row.setup is None:
             continue
-        t = row.tags
+        t = row.setup
         setup = (
             row.protocol,
-            t.get("bench.command", ""),
-            t.get("bench.git_commit", "?"),
-            t.get("bench.dataset", "?"),
-            t.get("bench.data_fingerprint", "?"),
-            t.get("bench.device", "?"),
-            t.get("bench.seed", "?"),
+            t.command,
+            t.git_commit,
+            t.dataset,
+            t.data_fingerprint,
+            t.device,
+            t.seed,
         )
         setups.setdefault(setup, []).append(row.label)
-        for key, value in t.items():
-            if key.startswith("bench.version."):
-                versions.setdefault(key[len("bench.version.") :], set()).add(value)
+        for package, version in t.versions.items():
+            versions.setdefault(package, set()).add(version)
     if not setups:
         return []
     body = [
@@ -502,7 +497,7 @@ def write_summary(
     uris = []
     for suite, tracker in zip(suites, trackers, strict=True):
         uris.append(tracker.display)
-        rows = collect(tracker.job_runs())
+        rows = collect(tracker.job_records())
         for protocol in sorted({r.protocol for r in rows}):
             ranking = Ranking.of([r for r in rows if r.protocol == protocol])
             if ranking.ranked:

@@ -13,31 +13,22 @@ import hashlib
 import inspect
 import json
 import logging
-import multiprocessing as mp
 import os
 import shutil
 import tempfile
 import time
-import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
 from bench import artifacts, registry
 from bench.data.dataset import Dataset
 from bench.data.splits import DevSplit, Fold, make_folds
-from bench.environment import (
-    exit_with_owner,
-    pid_alive,
-    resolve_device,
-    run_tags,
-)
+from bench.environment import pid_alive, resolve_device
 from bench.evaluate import model_inputs, score_fold, servable_folds, with_resources
-from bench.redact import mask
 from bench.suites import Suite
-from bench.tracking import Tracker
+from bench.tracking import Status, Tag, Tracker, run_tags
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +61,15 @@ class Job:
 @dataclass
 class JobResult:
     job: Job
-    status: str  # FINISHED | FAILED
+    status: str  # Status.FINISHED | Status.FAILED
     metrics: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     artifacts: Path | None = None
     history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        return self.status == Status.FINISHED
 
 
 @dataclass
@@ -84,6 +79,59 @@ class RunSummary:
     failed: int = 0
     skipped: int = 0
     skipped_models: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What ``bench run`` was asked (None: the suite's default)."""
+
+    suite: str
+    data_dir: Path | None = None
+    models: list[str] | None = None
+    labels: Path | None = None
+    protocol: str | None = None
+    folds: int | None = None
+    seed: int | None = None
+    workers: int = 1
+    tracking_uri: str | None = None
+    tuned: bool = False
+    progress: bool = False
+    """Show a progress bar while the dataset loads."""
+
+
+@dataclass
+class Prepared:
+    """A suite ready to run: narrowed by the options, its data loaded, its store open."""
+
+    suite: Suite
+    dataset: Dataset
+    tracker: Tracker
+    dev: DevSplit | None = None
+    """With ``--tuned``: the development split the tuned parameters came from."""
+
+
+def prepare(options: RunOptions) -> Prepared:
+    """Check everything ``options`` name (every model and parameter before any data is read),
+    load the data, add the tuned entries for ``--tuned``, and open the MLflow store."""
+    from bench.catalog import open_dataset
+    from bench.errors import BenchError
+    from bench.suites import load_suite
+    from bench.tuned import apply_tuned
+
+    if options.workers < 1:
+        raise BenchError(f"--workers must be at least 1, got {options.workers}")
+    suite = load_suite(options.suite).with_overrides(
+        options.models, options.protocol, options.folds, options.seed, options.labels
+    )
+    for entry in suite.models:
+        registry.get(entry.name).check(entry.params)
+    dataset = open_dataset(suite.dataset, options.data_dir, progress=options.progress)
+    if dataset.skipped:
+        log.warning("%d unreadable file(s) skipped; listed on the MLflow run", len(dataset.skipped))
+    dev = None
+    if options.tuned:
+        suite, dev = apply_tuned(suite, dataset)
+    return Prepared(suite, dataset, Tracker(suite.name, options.tracking_uri), dev)
 
 
 def plan_jobs(
@@ -164,14 +212,14 @@ def run_suite(
         protocol = f"{protocol}:dev-{dev.signature}"
         description = f"{description}, tuning split held out: {dev.description}"
     tags = {
-        "bench.suite": suite.name,
-        "bench.protocol": protocol,
-        "bench.protocol_description": description,
-        "bench.dataset": dataset.name,
-        "bench.data_fingerprint": dataset.fingerprint,
-        "bench.seed": str(suite.seed),
-        "bench.device": device,
-        "bench.command": command,
+        Tag.SUITE: suite.name,
+        Tag.PROTOCOL: protocol,
+        Tag.PROTOCOL_DESCRIPTION: description,
+        Tag.DATASET: dataset.name,
+        Tag.DATA_FINGERPRINT: dataset.fingerprint,
+        Tag.SEED: str(suite.seed),
+        Tag.DEVICE: device,
+        Tag.COMMAND: command,
         **run_tags(),
     }
     parent = tracker.start_parent(
@@ -185,33 +233,33 @@ def run_suite(
         },
         tags={
             **tags,
-            "bench.skipped_clips": str(len(dataset.skipped)),
-            **({"bench.dropped": json.dumps(dataset.dropped)} if dataset.dropped else {}),
+            Tag.SKIPPED_CLIPS: str(len(dataset.skipped)),
+            **({Tag.DROPPED: json.dumps(dataset.dropped)} if dataset.dropped else {}),
         },
     )
     summary = RunSummary(parent, skipped=len(jobs) - len(pending), skipped_models=skipped_models)
     for name, reason in skipped_models.items():
         log.warning("skipping %s: %s", name, reason)
         family = registry.get(name).family
-        tracker.log_skip(parent, name, reason, {**tags, "bench.family": family})
+        tracker.log_skip(parent, name, reason, {**tags, Tag.FAMILY: family})
     if on_job:
         on_job(None, len(pending))
-    status = "FAILED"
+    status = Status.FAILED
     with scratch_space() as scratch:
         try:
             for result in _execute_all(pending, dataset, suite, workers, device, Path(scratch)):
                 _record(tracker, parent, result, tags)
-                if result.status == "FINISHED":
+                if result.status == Status.FINISHED:
                     summary.finished += 1
                 else:
                     summary.failed += 1
                 if result.artifacts:
                     shutil.rmtree(result.artifacts, ignore_errors=True)
-                if result.status == "FINISHED":
+                if result.status == Status.FINISHED:
                     shutil.rmtree(checkpoint_dir(result.job), ignore_errors=True)
                 if on_job:
                     on_job(result, len(pending))
-            status = "FINISHED"
+            status = Status.FINISHED
         finally:
             skipped_file = Path(scratch) / "skipped_clips.txt"
             if dataset.skipped:
@@ -259,15 +307,15 @@ def _record(tracker: Tracker, parent: str, result: JobResult, tags: dict[str, st
     job = result.job
     job_tags = {
         **tags,
-        "bench.model": job.model,
-        "bench.variant": job.variant,
-        "bench.family": job.family,
-        "bench.fold": job.fold.name,
-        "bench.config_hash": job.config_hash,
-        "bench.job_key": job.key,
+        Tag.MODEL: job.model,
+        Tag.VARIANT: job.variant,
+        Tag.FAMILY: job.family,
+        Tag.FOLD: job.fold.name,
+        Tag.CONFIG_HASH: job.config_hash,
+        Tag.JOB_KEY: job.key,
     }
     if result.error:
-        job_tags["bench.error"] = result.error[:5000]
+        job_tags[Tag.ERROR] = result.error[:5000]
     params = {f"model.{k}": v for k, v in job.params.items()}
     params.update(n_train=len(job.fold.train), n_test=len(job.fold.test))
     if "n_test_tracks" in result.metrics:  # segments scored as tracks: n_test counts what is scored
@@ -286,112 +334,53 @@ def _record(tracker: Tracker, parent: str, result: JobResult, tags: dict[str, st
 
 def _execute_all(
     jobs: list[Job], dataset: Dataset, suite: Suite, workers: int, device: str, scratch: Path
-):
-    """Yield results as jobs end, keeping up to ``workers`` child processes busy."""
-    context = _job_context()
+) -> Iterator[JobResult]:
+    """Yield results as jobs end, keeping up to ``workers`` job processes busy."""
+    from bench.processes import Task, isolated
+
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
-    queue = list(jobs)
-    running: dict[Connection, tuple[Job, Any, float]] = {}
-    while queue or running:
-        while queue and len(running) < max(1, workers):
-            job = queue.pop(0)
-            receiver, sender = context.Pipe(duplex=False)
-            out = scratch / f"{job.model}-{job.variant}-{job.fold.name}"
-            # Not a daemon: joblib (random forests' n_jobs) refuses to parallelise in daemons.
-            process = context.Process(
-                target=_job_main, args=(job, dataset, out, threads, sender, os.getpid())
-            )
-            process.start()
-            sender.close()
-            running[receiver] = (job, process, time.monotonic() + suite.model_seconds)
-        ready = wait(list(running), timeout=1.0)
-        for conn in ready:
-            job, process, _ = running.pop(conn)
-            try:
-                status, payload = conn.recv()
-            except EOFError:
-                _reap(process)
-                yield JobResult(job, "FAILED", error=f"worker died (exit code {process.exitcode})")
-                continue
-            _reap(process)
-            if status == "ok":
-                metrics, history, out = payload
-                yield JobResult(
-                    job, "FINISHED", metrics=metrics, artifacts=Path(out), history=history
-                )
-            else:
-                yield JobResult(job, "FAILED", error=payload[0], artifacts=Path(payload[1]))
-        now = time.monotonic()
-        for conn, (job, process, deadline) in list(running.items()):
-            if now > deadline:
-                process.kill()
-                _reap(process)
-                running.pop(conn)
-                yield JobResult(
-                    job, "FAILED", error=f"exceeded the time budget of {suite.model_seconds:g} s"
-                )
+    outs = {job.key: scratch / f"{job.model}-{job.variant}-{job.fold.name}" for job in jobs}
+    tasks = [
+        Task(job, _run_job, (job, dataset, outs[job.key], threads), suite.model_seconds)
+        for job in jobs
+    ]
+    for outcome in isolated(tasks, workers, PRELOAD):
+        job, out = outcome.key, outs[outcome.key.key]
+        if outcome.ok:
+            metrics, history = outcome.value
+            yield JobResult(job, Status.FINISHED, metrics=metrics, artifacts=out, history=history)
+        elif outcome.status == "error":
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "error.txt").write_text(outcome.trace)
+            yield JobResult(job, Status.FAILED, error=outcome.value, artifacts=out)
+        elif outcome.status == "timeout":
+            budget = f"exceeded the time budget of {suite.model_seconds:g} s"
+            yield JobResult(job, Status.FAILED, error=budget)
+        else:
+            yield JobResult(job, Status.FAILED, error=outcome.value)
 
 
 PRELOAD = ("bench.runner", "skops.io", "sklearn.metrics", "matplotlib", "torch._dynamo", "tqdm")
+"""What the job processes' forkserver imports once. Jobs fork from a clean server, never from
+this process: once it has run OpenMP code (torch features for a synthetic dataset) an XGBoost
+child deadlocks in libgomp, and CUDA cannot be used in a forked child of a process that touched
+it. ``skops.io`` takes ~4 s to import and ``torch._dynamo`` (pulled in by torch optimisers) ~2 s:
+paid per job, they dominated small ones."""
 
 
-def _job_context() -> mp.context.BaseContext:
-    """Jobs fork from a clean server process that has imported what every job needs.
+def _run_job(
+    job: Job, dataset: Dataset, out: Path, threads: int
+) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """A job's process: fit, predict, score, write the artifacts to ``out``."""
+    import threading
 
-    Forking this process instead is unsafe: once it has run OpenMP code (torch features for a
-    synthetic dataset), an XGBoost child deadlocks in libgomp; and CUDA cannot be used in a
-    forked child of a process that touched it. Preloading matters too: ``skops.io`` takes ~4 s
-    to import and ``torch._dynamo`` (pulled in by torch optimisers) ~2 s; paid per job, they
-    dominated small ones.
-    """
-    context = mp.get_context("forkserver")
-    context.set_forkserver_preload(list(PRELOAD))
-    return context
+    from threadpoolctl import threadpool_limits
+    from tqdm import tqdm
 
-
-def _reap(process: Any, grace: float = 30.0) -> None:
-    """Join a job process that has reported; kill it if it lingers past ``grace`` seconds."""
-    process.join(grace)
-    if process.is_alive():
-        process.kill()
-        process.join()
-
-
-def _job_main(
-    job: Job, dataset: Dataset, out: Path, threads: int, conn: Connection, owner: int
-) -> None:
-    """Child process: fit, predict, score, write artifacts, send a summary."""
-    exit_with_owner(owner)
-    try:
-        import threading
-
-        from threadpoolctl import threadpool_limits
-        from tqdm import tqdm
-
-        threadpool_limits(threads)
-        tqdm.set_lock(threading.RLock())  # tqdm's default is a process-shared semaphore
-        out.mkdir(parents=True)
-        metrics, history = _fit_and_score(job, dataset, out, threads)
-        conn.send(("ok", (metrics, history, str(out))))
-    except BaseException as exc:  # the parent turns any failure into a FAILED run
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "error.txt").write_text(mask(traceback.format_exc()))
-        message = mask(f"{type(exc).__name__}: {exc}".splitlines()[0])
-        conn.send(("error", (message, str(out))))
-    finally:
-        conn.close()
-        _stop_worker_pools()
-        os._exit(0)  # nothing left to wait for: the result is sent, artifacts are on disk
-
-
-def _stop_worker_pools() -> None:
-    """Shut joblib's reusable loky pool (bagging, forests with n_jobs) so it leaks nothing."""
-    import sys
-
-    if "joblib" in sys.modules:
-        from joblib.externals.loky import get_reusable_executor
-
-        get_reusable_executor().shutdown(wait=True)
+    threadpool_limits(threads)
+    tqdm.set_lock(threading.RLock())  # tqdm's default is a process-shared semaphore
+    out.mkdir(parents=True)
+    return _fit_and_score(job, dataset, out, threads)
 
 
 def _fit_and_score(

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bench.data.splits import Protocol
+from bench.data.protocols import Protocol
 from bench.errors import BenchError
 
 DATASET_KINDS = ("gtzan", "synthetic-gtzan", "msd", "msd-table", "synthetic-msd")
@@ -86,9 +86,22 @@ class Suite:
         protocol: str | None = None,
         folds: int | None = None,
         seed: int | None = None,
+        labels: Path | None = None,
     ) -> Suite:
-        """The suite as the command line narrows it (``--models``, ``--protocol`` ...)."""
+        """The suite as the command line narrows it (``--models``, ``--protocol``, ``--folds``,
+        ``--seed``, ``--labels``: an MSD suite's genre label file)."""
+        if folds is not None and folds < 2:
+            raise BenchError(f"--folds must be at least 2, got {folds}")
         suite = self
+        if labels is not None:
+            if not self.dataset.kind.startswith(("msd", "synthetic-msd")):
+                raise BenchError(
+                    f"--labels applies to MSD suites; {self.name} reads {self.dataset.kind}"
+                )
+            if not Path(labels).is_file():
+                raise BenchError(f"{labels}: label file not found")
+            options = {**self.dataset.options, "labels": str(Path(labels).resolve())}
+            suite = replace(suite, dataset=replace(self.dataset, options=options))
         if models:
             entries = {m.name: m for m in self.models}
             suite = replace(suite, models=tuple(entries.get(n, ModelEntry(n)) for n in models))
@@ -276,78 +289,3 @@ def _all_options() -> dict[str, Any]:
     for options in DATASET_OPTIONS.values():
         merged.update(options)
     return merged
-
-
-TUNED_DIR = Path("experiments") / "tuned"
-
-
-def tuned_path(suite: str) -> Path:
-    """Where `bench tune` writes best parameters: `./experiments/tuned/<suite>.toml`."""
-    return TUNED_DIR / f"{suite}.toml"
-
-
-def load_tuned(suite: str) -> dict[str, dict[str, dict[str, Any]]]:
-    """``{model: {protocol: entry}}`` from the suite's tuned file, or ``{}`` when there is none.
-
-    Looked up in ``./experiments/tuned`` first, then beside the other suite folders.
-    """
-    candidates = [tuned_path(suite)] + [d / "tuned" / f"{suite}.toml" for d in suite_dirs()]
-    path = next((c for c in candidates if c.is_file()), None)
-    if path is None:
-        return {}
-    try:
-        return tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise BenchError(f"{path}: invalid TOML ({exc})") from None
-
-
-def save_tuned(suite: str, model: str, protocol: str, entry: dict[str, Any]) -> Path:
-    """Record ``entry`` (best parameters and where they came from) for ``model`` x ``protocol``.
-
-    The file is rewritten whole through a temporary file, so a reader never sees half of it.
-    """
-    path = tuned_path(suite)
-    table = tomllib.loads(path.read_text()) if path.is_file() else {}
-    table.setdefault(model, {})[protocol] = entry
-    lines = [
-        f"# Best parameters found by `bench tune` for suite {suite!r}; read by",
-        f"# `bench run --suite {suite} --tuned`. One table per model and protocol.",
-    ]
-    for name in sorted(table):
-        for proto in sorted(table[name]):
-            lines += ["", f"[{name}.{_toml_key(proto)}]"]
-            lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in table[name][proto].items()]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    scratch = path.with_suffix(".toml.tmp")
-    scratch.write_text("\n".join(lines) + "\n")
-    scratch.replace(path)
-    return path
-
-
-def _toml_key(key: str) -> str:
-    bare = key and all(c.isalnum() or c in "-_" for c in key)
-    return key if bare else _toml_value(key)
-
-
-def _toml_value(value: Any) -> str:
-    import json
-    import math
-
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value) or math.isinf(value):
-            return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a valid TOML basic string
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        items = ", ".join(f"{_toml_key(str(k))} = {_toml_value(v)}" for k, v in value.items())
-        return "{ " + items + " }" if items else "{}"
-    if value is None:
-        raise BenchError("TOML has no null: a tuned parameter cannot be None")
-    raise BenchError(f"cannot write {type(value).__name__} {value!r} to TOML")

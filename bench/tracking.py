@@ -5,6 +5,10 @@ run per (model, fold) job; for tuning, one parent run per Optuna study and one n
 trial. Jobs are identified by a ``bench.job_key`` tag (model, fold, config
 hash) so a re-run can skip what already FINISHED. The default store is SQLite ``./mlflow.db``:
 embedded, no server, and what ``mlflow ui --backend-store-uri sqlite:///mlflow.db`` reads.
+
+Why one module (~470 lines): it is the only module that imports MLflow (an import-linter
+contract), so the store's schema (every ``bench.*`` tag in :class:`Tag`, the typed
+:class:`JobRecord` and :class:`TrialRecord`) and every read and write of it live here.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import logging
 import os
 import socket
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +28,147 @@ from bench.redact import mask
 log = logging.getLogger(__name__)
 
 DEFAULT_URI = "sqlite:///mlflow.db"
-KIND, JOB, PARENT, SKIP = "bench.kind", "job", "parent", "skip"
-STUDY, TRIAL = "study", "trial"
+
+
+class Tag:
+    """Every ``bench.*`` name bench writes, defined once: MLflow run tags, and the Optuna study
+    and trial attributes of the same meaning. Other modules use these, never the strings."""
+
+    KIND = "bench.kind"
+    """What a run is: one of :data:`JOB`, :data:`PARENT`, :data:`SKIP`, :data:`STUDY`,
+    :data:`TRIAL`."""
+    # who wrote a run
+    HOST, PID, COMMAND = "bench.host", "bench.pid", "bench.command"
+    GIT_COMMIT = "bench.git_commit"
+    VERSION = "bench.version."
+    """Prefix: ``bench.version.<package>`` per installed package."""
+    ENV = "bench.env."
+    """Prefix: ``bench.env.<fact>`` from ``bench doctor``'s facts."""
+    # what a suite run and its jobs ran on
+    SUITE, DATASET, DATA_FINGERPRINT = "bench.suite", "bench.dataset", "bench.data_fingerprint"
+    PROTOCOL, PROTOCOL_DESCRIPTION = "bench.protocol", "bench.protocol_description"
+    SEED, DEVICE = "bench.seed", "bench.device"
+    SKIPPED_CLIPS, DROPPED = "bench.skipped_clips", "bench.dropped"
+    # a job: one (model, fold)
+    MODEL, VARIANT, FAMILY, FOLD = "bench.model", "bench.variant", "bench.family", "bench.fold"
+    CONFIG_HASH, JOB_KEY = "bench.config_hash", "bench.job_key"
+    ERROR, SKIP_REASON = "bench.error", "bench.skip_reason"
+    # a study and its trials (also Optuna user attributes)
+    STUDY, METRIC, DIRECTION = "bench.study", "bench.metric", "bench.direction"
+    STORAGE, SAMPLER, PRUNER = "bench.storage", "bench.sampler", "bench.pruner"
+    TRIALS_TARGET, WORKERS = "bench.trials_target", "bench.workers"
+    DEV_SPLIT, DEV_DESCRIPTION = "bench.dev_split", "bench.dev_description"
+    BEST_TRIAL, BASELINE_VALUE = "bench.best_trial", "bench.baseline_value"
+    TRIAL_NUMBER, TRIAL_STATE = "bench.trial_number", "bench.trial_state"
+    PRUNED_STEP, OWNER, PARAMS = "bench.pruned_step", "bench.owner", "bench.params"
+
+
+JOB, PARENT, SKIP, STUDY, TRIAL = "job", "parent", "skip", "study", "trial"
+KIND = Tag.KIND
+
+
+class Status:
+    """MLflow run statuses, as bench sets and reads them."""
+
+    RUNNING, FINISHED, FAILED, KILLED = "RUNNING", "FINISHED", "FAILED", "KILLED"
+
+
+_PARENT_RUN = "mlflow.parentRunId"
+_RUN_NAME = "mlflow.runName"
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What produced a job run: the command, code, data and machine (for reproducibility)."""
+
+    command: str = ""
+    git_commit: str = "?"
+    dataset: str = "?"
+    data_fingerprint: str = "?"
+    device: str = "?"
+    seed: str = "?"
+    versions: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One logged (model, fold) job (or, with ``skip_reason``, a model the run skipped), as the
+    report reads it: a fixed schema, whatever MLflow keeps underneath."""
+
+    run_id: str
+    status: str
+    start_time: int
+    parent_run_id: str
+    model: str
+    protocol: str
+    variant: str = "default"
+    family: str = "?"
+    protocol_description: str = ""
+    fold: str = ""
+    config_hash: str = ""
+    error: str | None = None
+    skip_reason: str | None = None
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    params: Mapping[str, str] = field(default_factory=dict)
+    setup: Setup = Setup()
+
+    @property
+    def finished(self) -> bool:
+        return self.status == Status.FINISHED
+
+    @property
+    def failed(self) -> bool:
+        return self.status in (Status.FAILED, Status.KILLED)
+
+    @classmethod
+    def of(cls, run: Any) -> JobRecord:
+        """The record of an MLflow ``Run``."""
+        tags = run.data.tags
+        versions = {
+            key[len(Tag.VERSION) :]: value
+            for key, value in tags.items()
+            if key.startswith(Tag.VERSION)
+        }
+        return cls(
+            run_id=run.info.run_id,
+            status=run.info.status,
+            start_time=run.info.start_time,
+            parent_run_id=tags.get(_PARENT_RUN, ""),
+            model=tags[Tag.MODEL],
+            protocol=tags[Tag.PROTOCOL],
+            variant=tags.get(Tag.VARIANT, "default"),
+            family=tags.get(Tag.FAMILY, "?"),
+            protocol_description=tags.get(Tag.PROTOCOL_DESCRIPTION, tags[Tag.PROTOCOL]),
+            fold=tags.get(Tag.FOLD, ""),
+            config_hash=tags.get(Tag.CONFIG_HASH, ""),
+            error=tags.get(Tag.ERROR),
+            skip_reason=tags.get(Tag.SKIP_REASON),
+            metrics=dict(run.data.metrics),
+            params=dict(run.data.params),
+            setup=Setup(
+                command=tags.get(Tag.COMMAND, ""),
+                git_commit=tags.get(Tag.GIT_COMMIT, "?"),
+                dataset=tags.get(Tag.DATASET, "?"),
+                data_fingerprint=tags.get(Tag.DATA_FINGERPRINT, "?"),
+                device=tags.get(Tag.DEVICE, "?"),
+                seed=tags.get(Tag.SEED, "?"),
+                versions=versions,
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One finished Optuna trial, as :meth:`Tracker.log_trial` writes it."""
+
+    number: int
+    state: str
+    """Optuna's ``COMPLETE``, ``PRUNED`` or ``FAIL``."""
+    params: Mapping[str, Any] = field(default_factory=dict)
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    intermediate: Mapping[int, float] = field(default_factory=dict)
+    pruned_step: int | None = None
+    error: str | None = None
 
 
 def resolve_uri(uri: str | None = None) -> str:
@@ -93,23 +237,23 @@ class Tracker:
         """Mark runs left RUNNING by a killed ``bench run`` on this host as KILLED."""
         host = socket.gethostname()
         reaped = 0
-        for run in self._search("attributes.status = 'RUNNING'"):
+        for run in self._search(f"attributes.status = '{Status.RUNNING}'"):
             tags = run.data.tags
-            if tags.get("bench.host") == host and not pid_alive(int(tags.get("bench.pid", "0"))):
-                self.client.set_terminated(run.info.run_id, "KILLED")
+            if tags.get(Tag.HOST) == host and not pid_alive(int(tags.get(Tag.PID, "0"))):
+                self.client.set_terminated(run.info.run_id, Status.KILLED)
                 reaped += 1
         return reaped
 
     def finished_job_keys(self) -> set[str]:
-        runs = self._search(f"tags.`{KIND}` = '{JOB}' and attributes.status = 'FINISHED'")
-        return {run.data.tags["bench.job_key"] for run in runs}
+        runs = self._search(f"tags.`{KIND}` = '{JOB}' and attributes.status = '{Status.FINISHED}'")
+        return {run.data.tags[Tag.JOB_KEY] for run in runs}
 
     def start_parent(self, name: str, params: Mapping[str, Any], tags: Mapping[str, str]) -> str:
         all_tags = {
-            "mlflow.runName": name,
+            _RUN_NAME: name,
             KIND: PARENT,
-            "bench.host": socket.gethostname(),
-            "bench.pid": str(os.getpid()),
+            Tag.HOST: socket.gethostname(),
+            Tag.PID: str(os.getpid()),
             **tags,
         }
         run = self.client.create_run(self.experiment_id, tags=_masked(all_tags))
@@ -121,7 +265,7 @@ class Tracker:
         run_id: str,
         metrics: Mapping[str, float],
         files: Iterable[Path] = (),
-        status: str = "FINISHED",
+        status: str = Status.FINISHED,
     ) -> None:
         self._log(run_id, metrics=metrics)
         for path in files:
@@ -157,13 +301,13 @@ class Tracker:
 
     def log_skip(self, parent_id: str, model: str, reason: str, tags: Mapping[str, str]) -> None:
         """A model the suite lists but could not run on this data, with the reason."""
-        tags = {"bench.model": model, "bench.skip_reason": reason, **tags}
+        tags = {Tag.MODEL: model, Tag.SKIP_REASON: reason, **tags}
         run_id = self._child(parent_id, f"{model} (skipped)", SKIP, tags)
-        self.client.set_terminated(run_id, "FINISHED")
+        self.client.set_terminated(run_id, Status.FINISHED)
 
-    def job_runs(self, kind: str = JOB) -> list[dict[str, Any]]:
-        """Every job (or skip) run of the suite as a flat dict (for reports)."""
-        return [_flat(run) for run in self._search(f"tags.`{KIND}` = '{kind}'")]
+    def job_records(self, kind: str = JOB) -> list[JobRecord]:
+        """Every job (or, with ``kind="skip"``, skip) run of the suite, as records."""
+        return [JobRecord.of(run) for run in self._search(f"tags.`{KIND}` = '{kind}'")]
 
     def run_file(self, run_id: str, name: str, dst: Path) -> Path | None:
         """Download artifact ``name`` of a run into ``dst``; None when the run has no such file."""
@@ -176,47 +320,37 @@ class Tracker:
 
     def study_parent(self, study: str, params: Mapping[str, Any], tags: Mapping[str, str]) -> str:
         """The parent run of an Optuna study: the existing one when the study is continued."""
-        found = self._search(f"tags.`{KIND}` = '{STUDY}' and tags.`bench.study` = '{study}'")
+        found = self._search(f"tags.`{KIND}` = '{STUDY}' and tags.`{Tag.STUDY}` = '{study}'")
         if found:
             run_id = sorted(found, key=lambda r: r.info.start_time)[0].info.run_id
-            self.client.update_run(run_id, status="RUNNING")
+            self.client.update_run(run_id, status=Status.RUNNING)
             for key, value in _masked(tags).items():
                 self.client.set_tag(run_id, key, value)
             return run_id
         run = self.client.create_run(
             self.experiment_id,
-            tags=_masked(
-                {"mlflow.runName": f"tune {study}", KIND: STUDY, "bench.study": study, **tags}
-            ),
+            tags=_masked({_RUN_NAME: f"tune {study}", KIND: STUDY, Tag.STUDY: study, **tags}),
         )
         self._log(run.info.run_id, params=params)
         return run.info.run_id
 
     def logged_trials(self, parent_id: str) -> set[int]:
-        runs = self._search(
-            f"tags.`{KIND}` = '{TRIAL}' and tags.`mlflow.parentRunId` = '{parent_id}'"
-        )
-        return {int(run.data.tags["bench.trial_number"]) for run in runs}
+        runs = self._search(f"tags.`{KIND}` = '{TRIAL}' and tags.`{_PARENT_RUN}` = '{parent_id}'")
+        return {int(run.data.tags[Tag.TRIAL_NUMBER]) for run in runs}
 
-    def log_trial(
-        self,
-        parent_id: str,
-        number: int,
-        *,
-        state: str,
-        params: Mapping[str, Any],
-        metrics: Mapping[str, float],
-        intermediate: Mapping[int, float],
-        tags: Mapping[str, str],
-    ) -> str:
-        """One finished Optuna trial as a nested run; ``intermediate`` values go in by step."""
-        status = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}[state]
-        tags = {"bench.trial_number": str(number), "bench.trial_state": state, **tags}
-        run_id = self._child(parent_id, f"trial {number}", TRIAL, tags)
-        self._log(run_id, params=params, metrics=metrics)
-        for step, value in sorted(intermediate.items()):
+    def log_trial(self, parent_id: str, trial: TrialRecord, tags: Mapping[str, str]) -> str:
+        """One finished Optuna trial as a nested run; intermediate values go in by step."""
+        status = {"COMPLETE": Status.FINISHED, "PRUNED": Status.FINISHED, "FAIL": Status.FAILED}
+        tags = {Tag.TRIAL_NUMBER: str(trial.number), Tag.TRIAL_STATE: trial.state, **tags}
+        if trial.pruned_step is not None:
+            tags[Tag.PRUNED_STEP] = str(trial.pruned_step)
+        if trial.error is not None:
+            tags[Tag.ERROR] = trial.error
+        run_id = self._child(parent_id, f"trial {trial.number}", TRIAL, tags)
+        self._log(run_id, params=trial.params, metrics=trial.metrics)
+        for step, value in sorted(trial.intermediate.items()):
             self._log(run_id, metrics={"intermediate": value}, step=step)
-        self.client.set_terminated(run_id, status)
+        self.client.set_terminated(run_id, status[trial.state])
         return run_id
 
     def end_study(
@@ -225,7 +359,7 @@ class Tracker:
         metrics: Mapping[str, float],
         tags: Mapping[str, str],
         files: Iterable[Path] = (),
-        status: str = "FINISHED",
+        status: str = Status.FINISHED,
     ) -> None:
         """Close a study's parent run; best parameters go in as tags (a continued study's best
         changes, and MLflow params cannot)."""
@@ -238,12 +372,12 @@ class Tracker:
 
     def study_runs(self, study: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
         """A study's parent run and its trial runs, as flat dicts (for tests and reports)."""
-        parents = self._search(f"tags.`{KIND}` = '{STUDY}' and tags.`bench.study` = '{study}'")
+        parents = self._search(f"tags.`{KIND}` = '{STUDY}' and tags.`{Tag.STUDY}` = '{study}'")
         if not parents:
             return None, []
         parent = _flat(parents[0])
         trials = self._search(
-            f"tags.`{KIND}` = '{TRIAL}' and tags.`mlflow.parentRunId` = '{parent['run_id']}'"
+            f"tags.`{KIND}` = '{TRIAL}' and tags.`{_PARENT_RUN}` = '{parent['run_id']}'"
         )
         return parent, [_flat(run) for run in trials]
 
@@ -253,11 +387,11 @@ class Tracker:
             self.experiment_id,
             tags=_masked(
                 {
-                    "mlflow.runName": name,
-                    "mlflow.parentRunId": parent_id,
+                    _RUN_NAME: name,
+                    _PARENT_RUN: parent_id,
                     KIND: kind,
-                    "bench.host": socket.gethostname(),
-                    "bench.pid": str(os.getpid()),
+                    Tag.HOST: socket.gethostname(),
+                    Tag.PID: str(os.getpid()),
                     **tags,
                 }
             ),
@@ -292,6 +426,17 @@ class Tracker:
             metrics=[Metric(k, float(v), now, step) for k, v in (metrics or {}).items()],
             params=[Param(k, mask(str(v))[:6000]) for k, v in (params or {}).items()],
         )
+
+
+def run_tags() -> dict[str, str]:
+    """What produced a run: the git commit, package versions and ``bench doctor``'s facts."""
+    from bench.environment import facts, git_commit, package_versions
+
+    tags = {Tag.GIT_COMMIT: git_commit()}
+    tags.update({f"{Tag.VERSION}{k}": v for k, v in package_versions().items()})
+    for fact in facts():
+        tags[f"{Tag.ENV}{fact.name}"] = fact.value + (f" ({fact.problem})" if fact.problem else "")
+    return tags
 
 
 def _masked(tags: Mapping[str, Any]) -> dict[str, str]:

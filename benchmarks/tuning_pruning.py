@@ -18,35 +18,32 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
-from bench.catalog import open_dataset
-from bench.data.splits import dev_split
-from bench.suites import load_suite
 from bench.tracking import Tracker
-from bench.tuning import TuneRequest, parse_storage, tune
+from bench.tuning.options import TuneOptions
+from bench.tuning.session import plan, tune
 
 
-def one_study(suite, dataset, dev, seed: int, pruner: str, trials: int, scratch: Path):
-    request = TuneRequest(
-        model="mlp",
-        suite=suite,
-        dataset=dataset,
-        dev=dev,
-        trials=trials,
-        storage=parse_storage(str(scratch / f"{pruner}-{seed}.journal")),
-        study_name=f"bench-{pruner}-{seed}",
-        sampler="tpe",
+def one_study(data_dir: Path, seed: int, pruner: str, trials: int, scratch: Path):
+    """One study of ``mlp`` on gtzan's development split (the suite's seed), sampled with
+    ``seed``: planned and checked by bench.tuning like ``bench tune``, one worker, one thread."""
+    options = TuneOptions(
+        "mlp",
+        "gtzan",
+        trials,
+        data_dir,
+        storage=str(scratch / f"{pruner}-{seed}.journal"),
+        study=f"bench-{pruner}-{seed}",
         pruner=pruner,
-        workers=1,
-        seed=seed,
         device="cpu",
-        threads=1,
     )
-    tracker = Tracker(suite.name, f"sqlite:///{scratch}/mlflow-{pruner}-{seed}.db")
+    request = replace(plan(options), seed=seed, threads=1)
+    tracker = Tracker(request.suite.name, f"sqlite:///{scratch}/mlflow-{pruner}-{seed}.db")
     start = time.perf_counter()
     result = tune(request, tracker)
-    return time.perf_counter() - start, result.state
+    return time.perf_counter() - start, result.state, request.dev.description
 
 
 def acceptance(data_dir: Path, trials: int) -> tuple[float, str]:
@@ -68,23 +65,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("reports/tuning_pruning.md"))
     args = parser.parse_args()
 
-    suite = load_suite("gtzan")
-    dataset = open_dataset(suite.dataset, args.data_dir)
-    dev = dev_split(
-        dataset, suite.protocol, suite.seed, suite.tuning.dev_fraction, suite.tuning.folds
-    )
+    args.data_dir = args.data_dir.resolve()
     rows = []
     home = Path.cwd()
     args.out = args.out.resolve()
     with tempfile.TemporaryDirectory() as scratch:
         os.chdir(scratch)  # tune() writes experiments/tuned/: keep that out of the checkout
         for seed in args.seeds:
-            t_none, s_none = one_study(
-                suite, dataset, dev, seed, "none", args.trials, Path(scratch)
-            )
-            t_med, s_med = one_study(
-                suite, dataset, dev, seed, "median", args.trials, Path(scratch)
-            )
+            t_none, s_none, dev = one_study(args.data_dir, seed, "none", args.trials, Path(scratch))
+            t_med, s_med, _ = one_study(args.data_dir, seed, "median", args.trials, Path(scratch))
             rows.append((seed, t_none, s_none, t_med, s_med))
             print(
                 f"seed {seed}: no pruning {t_none:.0f} s best {s_none.best_value:.4f}; "
@@ -106,7 +95,7 @@ def main() -> None:
         f"{time.strftime('%Y-%m-%d')}.",
         "",
         f"Model `mlp`, {args.trials} trials, TPE sampler, one worker, on the real "
-        f"`features_30_sec.csv`: {dev.description}. Each pair of studies uses the same sampler "
+        f"`features_30_sec.csv`: {dev}. Each pair of studies uses the same sampler "
         "seed; the median pruner has 5 startup trials and a 10-epoch warm-up, and sees every "
         "epoch's best validation accuracy so far.",
         "",

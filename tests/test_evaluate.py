@@ -13,7 +13,7 @@ from bench.cli import main
 from bench.data.gtzan import load_gtzan
 from bench.data.splits import DevSplit, Protocol, make_folds
 from bench.tracking import resolve_uri
-from bench.tuning import Objective
+from bench.tuning.objective import Objective
 
 
 @pytest.mark.parametrize("model", ["logreg", "rf", "mlp"])

@@ -38,7 +38,7 @@ def tree(tmp_path: Path) -> Path:
 def test_contracts_hold(tree: Path) -> None:
     done = _lint(tree)
     assert done.returncode == 0, done.stdout
-    assert "Contracts: 2 kept, 0 broken." in done.stdout
+    assert "Contracts: 3 kept, 0 broken." in done.stdout
 
 
 @pytest.mark.parametrize(
@@ -57,3 +57,47 @@ def test_a_forbidden_import_breaks_its_contract(
     assert done.returncode == 1
     assert f"{contract} BROKEN" in done.stdout
     assert f"- bench.{module} -> {package}" in done.stdout
+
+
+LAYERS = "Layers: the command line on top, data at the bottom; nothing imports upwards"
+
+
+@pytest.mark.parametrize(
+    ("path", "statement", "importer", "imported"),
+    [
+        # the cycle this contract removed: data/ opening suites and computing features
+        (
+            "data/gtzan.py",
+            "from bench.features import extract",
+            "bench.data.gtzan",
+            "bench.features.extract",
+        ),
+        ("evaluate.py", "from bench import runner", "bench.evaluate", "bench.runner"),
+        (
+            "tuning/objective.py",
+            "from bench import runner",
+            "bench.tuning.objective",
+            "bench.runner",
+        ),
+        ("tracking.py", "from bench import report", "bench.tracking", "bench.report"),
+        ("models/cnn.py", "from bench import evaluate", "bench.models.cnn", "bench.evaluate"),
+    ],
+)
+def test_an_upward_import_breaks_the_layers(
+    tree: Path, path: str, statement: str, importer: str, imported: str
+) -> None:
+    target = tree / "bench" / path
+    target.write_text(target.read_text() + f"\n\n{statement}  # noqa: E402\n")
+    done = _lint(tree)
+    assert done.returncode == 1
+    assert f"{LAYERS} BROKEN" in done.stdout
+    assert f"{importer} -> {imported}" in done.stdout
+
+
+def test_runner_and_tuning_stay_independent(tree: Path) -> None:
+    target = tree / "bench" / "runner.py"
+    target.write_text(target.read_text() + "\n\nfrom bench.tuning import session  # noqa: E402\n")
+    done = _lint(tree)
+    assert done.returncode == 1
+    assert f"{LAYERS} BROKEN" in done.stdout
+    assert "bench.runner -> bench.tuning.session" in done.stdout

@@ -20,10 +20,9 @@ from bench.data.msd import (
     feature_columns,
     feature_table,
     find_track_files,
-    load_msd,
-    load_msd_table,
     read_track,
 )
+from bench.data.msd_dataset import load_msd, load_msd_table
 from bench.data.splits import Protocol, make_folds
 from bench.data.synthetic_msd import ARRAY_SCHEMA, TRUTH_FILE, synth_msd
 from bench.data.taxonomy import GENRES, KEYWORDS, genre_from_terms, ranked_terms, term_genre

@@ -119,7 +119,7 @@ def test_tuning_objective_scores_track_votes(synthetic: Path, tmp_path: Path):
     from bench import registry
     from bench.data.splits import dev_split
     from bench.metrics import align_proba
-    from bench.tuning import Objective
+    from bench.tuning.objective import Objective
 
     dataset = computed_dataset(synthetic, 3.0, "synthetic-gtzan", cache_dir=tmp_path / "c")
     dev = dev_split(dataset, Protocol("stratified-kfold", folds=3), seed=0, fraction=0.5, folds=2)

@@ -53,7 +53,7 @@ def setup(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _study(name: str, storage: str = "optuna.journal") -> optuna.Study:
-    from bench.tuning import open_storage, parse_storage
+    from bench.tuning.storage import open_storage, parse_storage
 
     return optuna.load_study(study_name=name, storage=open_storage(parse_storage(storage)))
 
@@ -123,7 +123,7 @@ def test_fault_filtered_tunes_on_train_to_valid_and_never_sees_test(tmp_path: Pa
 def test_a_stack_whose_inner_cv_cannot_split_stops_before_any_trial(tmp_path: Path) -> None:
     from bench import registry
     from bench.errors import BenchError
-    from bench.tuning import _model_folds
+    from bench.tuning.objective import model_folds as _model_folds
 
     dataset = load_gtzan(write_tabular_gtzan(tmp_path / "g", per_genre=30))
     dev = dev_split(dataset, Protocol("stratified-kfold"), seed=0, fraction=0.4, folds=3)
@@ -362,3 +362,37 @@ def test_two_machines_share_one_postgresql_study_exactly(
         assert logged == [t.number for t in trials]
         tuned = tomllib.loads((home / "experiments/tuned/tune.toml").read_text())
         assert tuned["mlp"]["stratified-kfold"]["value"] == pytest.approx(study.best_value)
+
+
+def test_the_one_private_optuna_attribute_is_the_storage_trial_id(tmp_path: Path) -> None:
+    """bench.tuning.storage.storage_trial_id reads ``Trial._trial_id``: pinned here, so an Optuna
+    upgrade that changes it fails this test instead of silently dropping heartbeats."""
+    import sqlite3
+    import warnings
+
+    import optuna
+    from optuna.storages import RDBStorage
+
+    from bench.tuning.storage import heartbeat, storage_trial_id
+
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        storage = RDBStorage(url, heartbeat_interval=60, grace_period=120)
+    study = optuna.create_study(storage=storage, study_name="pin")
+    study.ask()  # trial 0, so that trial ids and numbers could differ
+    other = optuna.create_study(storage=storage, study_name="other")
+    trial = other.ask()
+    trial_id = storage_trial_id(trial)
+    assert storage.get_trial(trial_id).number == trial.number == 0
+    assert trial_id != trial.number
+    with heartbeat(storage, trial):
+        pass
+    with sqlite3.connect(tmp_path / "o.db") as db:
+        beats = db.execute("SELECT trial_id FROM trial_heartbeats").fetchall()
+    assert beats == [(trial_id,)]
+    journal = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "j.log"))
+    )
+    with heartbeat(journal, optuna.create_study(storage=journal).ask()):
+        pass  # no heartbeats there, and no error

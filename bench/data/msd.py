@@ -21,6 +21,11 @@ Example::
     track = read_track(Path("data/B/D/E/TRBDEXK128F9338916.h5"))
     track.title, track.scalars["tempo"], len(track.timbre)   # ('Like A Star', 105.882, 1206)
     table = feature_table(Path("data"))   # one row per file; bad files have a `problem`
+
+Why one module (~480 lines): reading a track by field name, its features and the cached
+table of a folder share one schema (``SCALAR_FIELDS``, the array names and the feature
+columns, versioned together by ``FEATURES_VERSION``). Turning tables into datasets with
+labels is :mod:`bench.data.msd_dataset`.
 """
 
 from __future__ import annotations
@@ -39,7 +44,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.data.dataset import Dataset
 from bench.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -261,7 +265,7 @@ def _read_row(path: Path, fid, name: str, fields: Sequence[tuple[str, str]]) -> 
     try:
         dataset.read(h5s.ALL, h5s.ALL, out, mtype=h5t.py_create(memory))
     except (OSError, RuntimeError, ValueError, TypeError) as exc:
-        raise TrackError(f"{path}: cannot read {name} ({_first_line(exc)})") from None
+        raise TrackError(f"{path}: cannot read {name} ({first_line(exc)})") from None
     return out[0]
 
 
@@ -279,11 +283,11 @@ def _read_array(path: Path, fid, name: str, width: int, dtype=np.float64) -> np.
         try:
             dataset.read(h5s.ALL, h5s.ALL, out)
         except (OSError, RuntimeError, ValueError, TypeError) as exc:
-            raise TrackError(f"{path}: cannot read {name} ({_first_line(exc)})") from None
+            raise TrackError(f"{path}: cannot read {name} ({first_line(exc)})") from None
     return out
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     return (str(exc) or type(exc).__name__).splitlines()[0]
 
 
@@ -412,49 +416,16 @@ def _extract(
     """Rows in file order, a chunk at a time, from this process or a pool of ``workers``."""
     from tqdm.auto import tqdm
 
+    from bench.processes import mapped, one_thread
+
     names = [p.relative_to(root).as_posix() for p in paths]
     tasks = [(str(root), names[i : i + _CHUNK], covariance) for i in range(0, len(names), _CHUNK)]
     if workers is None:
         workers = min(os.cpu_count() or 1, len(paths) // _PARALLEL_MIN)
     with tqdm(total=len(paths), desc="msd features", unit="file", disable=not progress) as bar:
-        for rows in in_processes(_rows_task, tasks, workers):
+        for rows in mapped(_rows_task, tasks, workers, one_thread):
             yield rows
             bar.update(len(rows))
-
-
-def in_processes(function, tasks: list, workers: int) -> Iterator:
-    """``map(function, tasks)`` in order, in ``workers`` spawned processes when more than one.
-
-    Spawned, not forked or from the forkserver: the runner's forkserver must start with its
-    own preloads, and a fork inherits whatever threads this process runs. If the pool cannot
-    run (a worker dies, or the main module cannot be re-imported), the remaining tasks run
-    here, so a dataset still loads, only slower.
-    """
-    if workers <= 1 or len(tasks) <= 1:
-        yield from map(function, tasks)
-        return
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
-
-    done = 0
-    try:
-        with ProcessPoolExecutor(
-            workers, mp_context=mp.get_context("spawn"), initializer=_one_thread
-        ) as pool:
-            for result in pool.map(function, tasks):
-                yield result
-                done += 1
-    except BrokenProcessPool as exc:
-        log.warning("worker processes failed (%s); continuing in this process", exc)
-        yield from map(function, tasks[done:])
-
-
-def _one_thread() -> None:
-    """Worker processes share the cores between them, not inside each one."""
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1)
 
 
 def _rows_task(task: tuple[str, list[str], bool]) -> list[list]:
@@ -474,7 +445,7 @@ def _rows(root: str, names: list[str], covariance: bool) -> list[list]:
             rows.append([name, "", "", "", "", "", "[]", _problem(exc, path), *[""] * width])
             continue
         except Exception as exc:  # a file must never stop the folder: report it and go on
-            problem = f"unexpected {type(exc).__name__} ({_first_line(exc)})"
+            problem = f"unexpected {type(exc).__name__} ({first_line(exc)})"
             rows.append([name, "", "", "", "", "", "[]", problem, *[""] * width])
             continue
         identity = [track.track_id, track.song_id, track.artist_id, track.artist_name]
@@ -504,241 +475,8 @@ def _read_table(path: Path, covariance: bool) -> pd.DataFrame:
         table = pd.concat(chunks, ignore_index=True)
     except (ValueError, pd.errors.ParserError) as exc:
         raise DataError(
-            f"{path}: cached MSD table is unreadable ({_first_line(exc)}); delete it"
+            f"{path}: cached MSD table is unreadable ({first_line(exc)}); delete it"
         ) from None
     if tuple(table.columns) != (*META_COLUMNS, *features):
         raise DataError(f"{path}: cached MSD table has other columns; delete it")
     return table
-
-
-# ---------------------------------------------------------------- datasets
-
-TERMS = "terms"
-"""Label source: genres derived from artist terms by :mod:`bench.data.taxonomy`."""
-
-TABLE_ID, TABLE_ARTIST, TABLE_TERMS = "song.id", "artist.id", "terms"
-"""Identity and label columns of the CORGIS ``music.csv``."""
-
-
-def load_msd(
-    root: Path,
-    *,
-    labels: str | Path = TERMS,
-    covariance: bool = False,
-    min_class_artists: int = 1,
-    name: str = "msd",
-    cache: Path | None = None,
-    workers: int | None = None,
-    progress: bool = False,
-) -> Dataset:
-    """A folder of MSD track files as a :class:`Dataset`, one row per usable, labelled track.
-
-    ``labels``: ``"terms"`` (derived from artist terms) or a label file (see
-    :mod:`bench.data.labels`; a relative path is looked up in ``root``). Unusable files are
-    listed in ``skipped``; unlabelled tracks and classes with fewer than ``min_class_artists``
-    artists are dropped and counted in ``dropped``. Rows are grouped by ``artist_id``.
-    """
-    root = Path(root)
-    table = feature_table(
-        root, covariance=covariance, cache=cache, workers=workers, progress=progress
-    )
-    bad = table["problem"] != ""
-    skipped = [
-        f"{root / p}: {why}"
-        for p, why in zip(table["path"][bad], table["problem"][bad], strict=True)
-    ]
-    good = table[~bad]
-    repeated = good["track_id"].duplicated()
-    skipped += [
-        f"{root / p}: duplicate of track {t}"
-        for p, t in zip(good["path"][repeated], good["track_id"][repeated], strict=True)
-    ]
-    good = good[~repeated]
-    if skipped:
-        log.warning("%d of %d MSD files skipped, e.g. %s", len(skipped), len(table), skipped[0])
-    if good.empty:
-        raise DataError(f"{root}: none of the {len(table)} track files is usable ({skipped[0]})")
-    if labels == TERMS:
-        from bench.data.taxonomy import genre_from_ranked
-
-        genres = [genre_from_ranked(json.loads(terms)) for terms in good["terms"]]
-        unknown = 0
-    else:
-        genres, unknown = _genres_from_file(
-            _label_path(root, labels), good["track_id"], good["song_id"]
-        )
-    features = good[list(feature_columns(covariance))].set_index(
-        pd.Index(good["track_id"], name="track_id")
-    )
-    return _dataset(
-        name,
-        root,
-        features,
-        genres,
-        good["artist_id"].to_numpy(),
-        min_class_artists,
-        skipped,
-        unknown,
-    )
-
-
-def load_msd_table(
-    root: Path,
-    features: str = "music.csv",
-    *,
-    labels: str | Path = TERMS,
-    min_class_artists: int = 1,
-    name: str = "msd-table",
-) -> Dataset:
-    """The CORGIS MSD table (``music.csv``) as a :class:`Dataset`: the analysis fields it shares
-    with the track files as features, genres from its ``terms`` column (the artist's top term)
-    or a label file keyed by song id, rows grouped by ``artist.id``."""
-    root = Path(root)
-    path = root / features if root.is_dir() else root
-    if not path.is_file():
-        raise DataError(f"{path}: MSD table not found")
-    try:
-        table = pd.read_csv(path, dtype={TABLE_ID: str, TABLE_ARTIST: str, TABLE_TERMS: str})
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: the CSV is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not a readable CSV ({_first_line(exc)})") from None
-    needed = [TABLE_ID, TABLE_ARTIST, *SCALAR_FIELDS, "year"] + (
-        [TABLE_TERMS] if labels == TERMS else []
-    )
-    missing = [c for c in needed if c not in table.columns]
-    if missing:
-        raise DataError(f"{path}: no column(s) {', '.join(map(repr, missing))}")
-    for column in (*SCALAR_FIELDS, "year"):
-        if not pd.api.types.is_numeric_dtype(table[column]):
-            raise DataError(f"{path}: column {column!r} is not numeric")
-    dropped: dict[str, int] = {}
-    incomplete = table[[TABLE_ID, TABLE_ARTIST, *SCALAR_FIELDS, "year"]].isna().any(axis=1)
-    repeated = table[TABLE_ID].duplicated() & ~incomplete
-    for reason, rows in (("rows with missing values", incomplete), ("repeated song ids", repeated)):
-        if rows.any():
-            dropped[reason] = int(rows.sum())
-            log.warning("%s: %d %s dropped", path, rows.sum(), reason)
-    table = table[~(incomplete | repeated)]
-    year = table["year"].to_numpy(dtype=np.float64)
-    frame = table[list(SCALAR_FIELDS)].astype(np.float64)
-    frame.insert(len(SCALAR_FIELDS), "year", year)
-    frame.insert(len(SCALAR_FIELDS) + 1, "year_known", (year > 0).astype(np.float64))
-    frame.index = pd.Index(table[TABLE_ID], name="song_id")
-    if labels == TERMS:
-        from bench.data.taxonomy import term_genre
-
-        genres = [term_genre(t) if isinstance(t, str) else None for t in table[TABLE_TERMS]]
-        unknown = 0
-    else:
-        genres, unknown = _genres_from_file(
-            _label_path(root if root.is_dir() else root.parent, labels), table[TABLE_ID]
-        )
-    return _dataset(
-        name,
-        path,
-        frame,
-        genres,
-        table[TABLE_ARTIST].to_numpy(),
-        min_class_artists,
-        [],
-        unknown,
-        dropped,
-    )
-
-
-def _label_path(root: Path, labels: str | Path) -> Path:
-    path = Path(labels)
-    return path if path.is_absolute() else root / path
-
-
-def _genres_from_file(path: Path, *id_columns: pd.Series) -> tuple[list[str | None], int]:
-    """Each row's genre from the label file (by its first id column that the file names) and
-    the number of the file's ids that name no row."""
-    from bench.data.labels import read_label_file
-
-    mapping = read_label_file(path)
-    columns = [c.tolist() for c in id_columns]
-    genres = [
-        next((mapping[i] for i in ids if i in mapping), None) for ids in zip(*columns, strict=True)
-    ]
-    known = set().union(*map(set, columns))
-    unknown = [key for key in mapping if key not in known]
-    if unknown:
-        log.warning(
-            "%s: %d of %d ids name no track in the data (e.g. %s)",
-            path,
-            len(unknown),
-            len(mapping),
-            unknown[0],
-        )
-    return genres, len(unknown)
-
-
-def _dataset(
-    name: str,
-    root: Path,
-    features: pd.DataFrame,
-    genres: list[str | None],
-    artists: np.ndarray,
-    min_class_artists: int,
-    skipped: list[str],
-    unknown_ids: int,
-    dropped: dict[str, int] | None = None,
-) -> Dataset:
-    """Drop unlabelled rows and too-small classes (counted), encode labels, fingerprint."""
-    if isinstance(min_class_artists, bool) or not isinstance(min_class_artists, int):
-        raise DataError(f"min_class_artists must be a whole number, got {min_class_artists!r}")
-    dropped = dict(dropped or {})
-    if unknown_ids:
-        dropped["label-file ids not in the data"] = unknown_ids
-    genre = pd.Series(genres, index=features.index, dtype=object)
-    labelled = genre.notna().to_numpy()
-    if not labelled.all():
-        dropped["unlabelled tracks"] = int((~labelled).sum())
-        log.warning(
-            "%s: %d of %d tracks have no genre and are dropped", root, (~labelled).sum(), len(genre)
-        )
-    features, genre, artists = features[labelled], genre[labelled], artists[labelled]
-    artist_counts = pd.Series(artists).groupby(genre.to_numpy()).nunique()
-    small = artist_counts[artist_counts < min_class_artists]
-    if len(small):
-        keep = ~genre.isin(small.index).to_numpy()
-        dropped[f"tracks of genres with fewer than {min_class_artists} artists"] = int(
-            (~keep).sum()
-        )
-        log.warning(
-            "%s: %d tracks of %d genre(s) with fewer than %d artists dropped: %s",
-            root, (~keep).sum(), len(small), min_class_artists,
-            ", ".join(f"{g} ({n})" for g, n in small.items()),
-        )  # fmt: skip
-        features, genre, artists = features[keep], genre[keep], artists[keep]
-    classes = tuple(sorted(genre.unique()))
-    if len(classes) < 2:
-        raise DataError(
-            f"{root}: {len(genre)} labelled track(s) in {len(classes)} genre(s) with at least "
-            f"{min_class_artists} artist(s); a benchmark needs 2 genres"
-        )
-    codes = pd.Categorical(genre.to_numpy(), categories=classes).codes.astype(np.int64)
-    tracks = features.index.to_numpy(dtype=str)
-    return Dataset(
-        name=name,
-        root=root,
-        features=features.astype(np.float64),
-        labels=codes,
-        classes=classes,
-        tracks=tracks,
-        fingerprint=_fingerprint(tracks, features, genre.to_numpy(), artists),
-        skipped=skipped,
-        groups=np.asarray(artists, dtype=str),
-        dropped=dropped,
-    )
-
-
-def _fingerprint(tracks, features: pd.DataFrame, genres, artists) -> str:
-    """Content hash of what models see: ids, features, labels, groups (not paths or mtimes)."""
-    digest = hashlib.sha256("\0".join(features.columns).encode())
-    for values in (tracks, genres, artists):
-        digest.update("\0".join(map(str, values)).encode())
-    digest.update(np.ascontiguousarray(features.to_numpy(dtype=np.float64)).tobytes())
-    return digest.hexdigest()[:16]

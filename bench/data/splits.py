@@ -14,34 +14,21 @@ import numpy as np
 
 from bench.data.dataset import Dataset
 from bench.data.gtzan import track_id
+from bench.data.protocols import PROTOCOLS, Protocol
 from bench.errors import DataError
 
 log = logging.getLogger(__name__)
 
-PROTOCOLS = ("stratified-kfold", "fault-filtered", "artist-kfold")
-
-
-@dataclass(frozen=True)
-class Protocol:
-    """How a suite validates; paths are relative to the dataset's folder."""
-
-    name: str = "stratified-kfold"
-    folds: int = 5
-    split_lists: str = "splits"
-    groups: str = "splits/artist_groups.txt"
-
-    def __post_init__(self) -> None:
-        if self.name not in PROTOCOLS:
-            raise DataError(f"unknown protocol {self.name!r}; choose one of {', '.join(PROTOCOLS)}")
-        if self.name != "fault-filtered" and self.folds < 2:
-            raise DataError(f"{self.name} needs at least 2 folds, got {self.folds}")
-
-    def describe(self) -> str:
-        if self.name == "fault-filtered":
-            return "artist-filtered split (train+valid -> test)"
-        if self.name == "artist-kfold":
-            return f"{self.folds}-fold artist-grouped stratified"
-        return f"{self.folds}-fold stratified"
+__all__ = [  # Protocol and PROTOCOLS live in bench.data.protocols (no numpy) and are re-exported
+    "PROTOCOLS",
+    "DevSplit",
+    "Fold",
+    "Protocol",
+    "dev_split",
+    "make_folds",
+    "read_groups",
+    "read_track_list",
+]
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,10 @@ Example::
     from bench.data.synthetic_msd import synth_msd
     root = synth_msd(Path("/tmp/msd"), tracks=200, seed=0)
     # root/data/A/B/C/TRABC....h5 (x200), root/truth_genres.tsv
+
+Why one module (~500 lines): like :mod:`bench.data.synthetic`, one seeded recipe (genres,
+artists, their terms and the HDF5 layout of every field :mod:`bench.data.msd` reads), whose
+parts must draw in one order to write identical files for the same arguments.
 """
 
 from __future__ import annotations
@@ -221,7 +225,7 @@ def synth_msd(
     """
     from tqdm.auto import tqdm
 
-    from bench.data.msd import in_processes  # here: workers never need pandas
+    from bench.processes import mapped, one_thread
 
     out = Path(out)
     if tracks < 2 or seed < 0 or songs_per_artist < 1:
@@ -242,7 +246,7 @@ def synth_msd(
         workers = min(os.cpu_count() or 1, max(1, tracks // 500))
     truth: list[str] = []
     with tqdm(total=tracks, desc="synth msd", unit="file", disable=not progress) as bar:
-        for lines in in_processes(_write_chunk, tasks, workers):
+        for lines in mapped(_write_chunk, tasks, workers, one_thread):
             truth.extend(lines)
             bar.update(len(lines))
     (out / TRUTH_FILE).write_text("\n".join(truth) + "\n")

@@ -23,11 +23,14 @@ Example::
     from bench.features.extract import featurise_folder, write_table
     result = featurise_folder(Path("data/gtzan"), segment=3.0)
     write_table(result.rows, Path("features_3_sec.csv"))
+
+Why one module (~460 lines): reading clips, cutting segments, the thread, process and
+device-batch paths and the segment table are one pipeline whose rows must come out in the
+same order and values whichever path runs; tests compare the paths with each other.
 """
 
 from __future__ import annotations
 
-import atexit
 import csv
 import ctypes
 import functools
@@ -178,8 +181,11 @@ def featurise_files(
         return
     many = len(files) >= _PROCESS_MIN_FILES
     if workers > 1 and (parallel == "processes" or (parallel == "auto" and many)):
-        tasks = ((path, label, segment, sr) for path, label in files)
-        results = process_pool(workers).imap(_featurise_task, tasks, chunksize=1)
+        from bench.processes import mapped
+
+        tasks = [(path, label, segment, sr) for path, label in files]
+        # kept: each spawned worker pays ~3 s of imports once per process, not per call
+        results = mapped(_featurise_task, tasks, workers, _init_worker, keep=True)
         yield from _announce(results, on_file)
         return
     # one torch thread per worker, set once here so that no worker restores another value
@@ -203,25 +209,15 @@ def _announce(
         yield result
 
 
-_POOL: tuple[int, Any] | None = None
+def warm_workers(workers: int) -> None:
+    """Start the kept feature worker processes now (``bench perf`` times their start-up)."""
+    from bench.processes import mapped
+
+    list(mapped(_noop, list(range(workers)), workers, _init_worker, keep=True))
 
 
-def process_pool(workers: int):
-    """The process's persistent pool of ``workers`` feature workers (spawned once, reused).
-
-    Spawned rather than forked: a fork after torch has run is unsafe (OpenMP), and the
-    forkserver is left to the runner, whose preloads would not apply once it had started.
-    """
-    global _POOL
-    if _POOL is None or _POOL[0] != workers:
-        import multiprocessing
-
-        if _POOL is not None:
-            _POOL[1].terminate()
-        pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker)
-        atexit.register(pool.terminate)
-        _POOL = (workers, pool)
-    return _POOL[1]
+def _noop(_: Any) -> None:
+    return None
 
 
 def _init_worker() -> None:
@@ -328,6 +324,8 @@ def featurise_folder(
     parallel: str = "auto",
 ) -> FeatureRun:
     """Feature rows of every audio file under ``root`` (see :func:`audio_files`)."""
+    if segment is not None and segment <= 0:
+        raise DataError(f"--segment must be positive, got {segment}")
     run = FeatureRun()
     files = audio_files(root)
     for item in featurise_files(

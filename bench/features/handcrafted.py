@@ -6,6 +6,10 @@ module recomputes the same 57 columns batched on any torch device, so that synth
 gets features comparable with the real table without depending on librosa (about 12x faster than
 librosa 0.11 on one CPU thread; HPSS dominates both). Clips of equal length are batched together
 and every feature shares one STFT.
+
+Why one module (~500 lines): the 57 features share one STFT, one HPSS and one batch, and
+must stay comparable with Kaggle's librosa columns as a whole (``FEATURE_VERSION`` versions
+them together); split up, a change to one would silently leave the cache of the others stale.
 """
 
 from __future__ import annotations
