@@ -305,19 +305,16 @@ def test_run_tuned_scores_tuned_beside_default_outside_the_dev_split(
     assert "no tuned parameters for suite 'tune'" in capsys.readouterr().err
     assert main(["tune", "logreg", "--trials", "4", "--workers", "1", *common]) == 0
     assert main(run) == 0
-    runs = Tracker("tune").job_runs()
-    variants = sorted({(r["tags"]["bench.variant"], r["tags"]["bench.fold"]) for r in runs})
+    runs = Tracker("tune").job_records()
+    variants = sorted({(r.variant, r.fold) for r in runs})
     assert variants == [(v, f"fold{k}") for v in ("default", "tuned") for k in range(3)]
     tuned = tomllib.loads(Path("experiments/tuned/tune.toml").read_text())["logreg"]
     for run_ in runs:
-        assert (
-            run_["tags"]["bench.protocol"]
-            == f"stratified-kfold:dev-{tuned['stratified-kfold']['dev_split']}"
-        )
-        assert int(run_["params"]["n_test"]) == 30  # (150 - 60 development tracks) / 3 folds
-        if run_["tags"]["bench.variant"] == "tuned":
+        assert run_.protocol == f"stratified-kfold:dev-{tuned['stratified-kfold']['dev_split']}"
+        assert int(run_.params["n_test"]) == 30  # (150 - 60 development tracks) / 3 folds
+        if run_.variant == "tuned":
             C = tuned["stratified-kfold"]["params"]["C"]
-            assert float(run_["params"]["model.C"]) == pytest.approx(C)
+            assert float(run_.params["model.C"]) == pytest.approx(C)
     board = Path("reports/tune/leaderboard.md").read_text()
     rows = [row[1:4] for row in table_rows(board)]
     assert ["logreg", "tuned", "baseline"] in rows
