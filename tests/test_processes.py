@@ -1,0 +1,57 @@
+"""bench.processes: the one way work fans out to processes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+import helper_tasks  # noqa: E402
+
+from bench.processes import Task, isolated, mapped  # noqa: E402
+
+
+def test_isolated_turns_every_ending_into_an_outcome() -> None:
+    tasks = [
+        Task("ok", helper_tasks.square, (7,)),
+        Task("raises", helper_tasks.fail, ("password=hunter2 at postgresql://u:pw@db/x",)),
+        Task("crashes", helper_tasks.abort),
+        Task("overruns", helper_tasks.sleep, (60.0,), seconds=1.0),
+    ]
+    polls = []
+    outcomes = {o.key: o for o in isolated(tasks, 2, on_poll=lambda: polls.append(1))}
+    assert set(outcomes) == {"ok", "raises", "crashes", "overruns"}
+    assert outcomes["ok"].ok and outcomes["ok"].value == 49
+    raised = outcomes["raises"]
+    assert raised.status == "error"
+    assert raised.value.startswith("RuntimeError: ")
+    assert "pw@" not in raised.value and "pw@" not in raised.trace  # masked in the child
+    assert "helper_tasks.py" in raised.trace
+    assert outcomes["crashes"].status == "died"
+    assert "exit code -6" in outcomes["crashes"].value  # SIGABRT
+    assert outcomes["overruns"].status == "timeout"
+    assert polls  # the caller was polled while tasks ran
+
+
+def test_mapped_keeps_order_and_its_workers() -> None:
+    tasks = list(range(12))
+    first = list(mapped(helper_tasks.pid_and_square, tasks, 2, keep=True))
+    assert [square for _, square in first] == [x * x for x in tasks]
+    workers = {pid for pid, _ in first}
+    assert os.getpid() not in workers and 1 <= len(workers) <= 2
+    again = list(mapped(helper_tasks.pid_and_square, tasks, 2, keep=True))
+    assert {pid for pid, _ in again} <= workers  # the same kept processes
+    inline = list(mapped(helper_tasks.pid_and_square, tasks, 1))
+    assert {pid for pid, _ in inline} == {os.getpid()}  # one worker: no process at all
+
+
+def test_mapped_finishes_here_when_a_worker_dies(caplog: pytest.LogCaptureFixture) -> None:
+    """A killed worker breaks the pool: the tasks left run in this process, with a warning."""
+    tasks = [(x, os.getpid()) for x in range(8)]
+    results = list(mapped(helper_tasks.die_in_a_worker, tasks, 2))
+    assert [x for x, _ in results] == list(range(8))  # every task once, in order
+    assert results[3] == (3, True)  # the task that killed a worker was run again, here
+    assert "worker processes failed" in caplog.text
