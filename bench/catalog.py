@@ -15,6 +15,7 @@ from bench.data.dataset import Dataset
 from bench.data.gtzan import load_gtzan
 from bench.environment import cache_home, data_home
 from bench.errors import DataError
+from bench.locks import file_lock
 from bench.suites import DatasetSpec
 
 log = logging.getLogger(__name__)
@@ -90,10 +91,11 @@ def _synthetic_msd_root(options: dict, progress: bool) -> Path:
     key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
     root = cache_home() / f"synthetic-msd-{key}"
     done = root / ".complete"
-    if not done.is_file():
-        log.info("generating synthetic MSD %s into %s", options, root)
-        synth_msd(root, progress=progress, **options)
-        done.write_text(json.dumps(options, sort_keys=True))
+    with file_lock(root):  # two commands starting together generate it once
+        if not done.is_file():
+            log.info("generating synthetic MSD %s into %s", options, root)
+            synth_msd(root, progress=progress, **options)
+            done.write_text(json.dumps(options, sort_keys=True))
     return root
 
 
@@ -105,10 +107,11 @@ def _synthetic_root(spec: DatasetSpec, progress: bool) -> Path:
     key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
     root = cache_home() / f"synthetic-gtzan-{key}"
     done = root / ".complete"
-    if not done.is_file():
-        log.info("generating synthetic GTZAN %s into %s", spec.options, root)
-        synth_gtzan(root, progress=progress, **spec.options)
-        done.write_text(json.dumps(spec.options, sort_keys=True))
+    with file_lock(root):  # two commands starting together generate it once
+        if not done.is_file():
+            log.info("generating synthetic GTZAN %s into %s", spec.options, root)
+            synth_gtzan(root, progress=progress, **spec.options)
+            done.write_text(json.dumps(spec.options, sort_keys=True))
     return root
 
 

@@ -63,7 +63,8 @@ def isolated(
 ) -> Iterator[Outcome]:
     """Run each task in its own process, at most ``workers`` at once; yield outcomes as they end.
 
-    ``on_poll`` runs about once a second while tasks run. Processes are not daemons: joblib
+    Tasks are taken from ``tasks`` only when a process slot is free (a caller can claim work
+    lazily). ``on_poll`` runs about once a second while tasks run. Processes are not daemons: joblib
     (a random forest's ``n_jobs``) refuses to start workers inside a daemon.
     """
     import multiprocessing as mp
@@ -71,11 +72,14 @@ def isolated(
 
     context = mp.get_context("forkserver")
     context.set_forkserver_preload(sorted({"bench.processes", *preload}))
-    queue = list(tasks)
+    source, exhausted = iter(tasks), False
     running: dict[Any, tuple[Task, Any, float]] = {}
-    while queue or running:
-        while queue and len(running) < max(1, workers):
-            task = queue.pop(0)
+    while not exhausted or running:
+        while not exhausted and len(running) < max(1, workers):
+            task = next(source, None)
+            if task is None:
+                exhausted = True
+                break
             receiver, sender = context.Pipe(duplex=False)
             process = context.Process(
                 target=_child, args=(task.target, task.args, sender, os.getpid())
@@ -84,7 +88,7 @@ def isolated(
             sender.close()
             deadline = time.monotonic() + task.seconds if task.seconds else float("inf")
             running[receiver] = (task, process, deadline)
-        for conn in wait(list(running), timeout=1.0):
+        for conn in wait(list(running), timeout=1.0) if running else ():
             task, process, _ = running.pop(conn)
             try:
                 status, value, trace = conn.recv()

@@ -17,7 +17,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,12 +72,18 @@ class JobResult:
         return self.status == Status.FINISHED
 
 
+ELSEWHERE = "ELSEWHERE"
+"""A job another command finished or is running (``JobResult.status``; never recorded)."""
+
+
 @dataclass
 class RunSummary:
     parent_run_id: str
     finished: int = 0
     failed: int = 0
     skipped: int = 0
+    elsewhere: int = 0
+    """Jobs that another command sharing the store finished or claimed during this run."""
     skipped_models: dict[str, str] = field(default_factory=dict)
 
 
@@ -97,6 +103,8 @@ class RunOptions:
     tuned: bool = False
     progress: bool = False
     """Show a progress bar while the dataset loads."""
+    cluster: str | None = None
+    """A Dask scheduler's address (else ``$BENCH_CLUSTER``; neither: local processes)."""
 
 
 @dataclass
@@ -108,6 +116,12 @@ class Prepared:
     tracker: Tracker
     dev: DevSplit | None = None
     """With ``--tuned``: the development split the tuned parameters came from."""
+    cluster: Any = None
+    """A connected Dask client, with ``--cluster``; closed by :meth:`close`."""
+
+    def close(self) -> None:
+        if self.cluster is not None:
+            self.cluster.close()
 
 
 def prepare(options: RunOptions) -> Prepared:
@@ -131,7 +145,10 @@ def prepare(options: RunOptions) -> Prepared:
     dev = None
     if options.tuned:
         suite, dev = apply_tuned(suite, dataset)
-    return Prepared(suite, dataset, Tracker(suite.name, options.tracking_uri), dev)
+    tracker = Tracker(suite.name, options.tracking_uri)
+    from bench.cluster import connect_cluster
+
+    return Prepared(suite, dataset, tracker, dev, connect_cluster(options.cluster))
 
 
 def plan_jobs(
@@ -192,10 +209,17 @@ def run_suite(
     on_job: Callable[[JobResult | None, int], None] | None = None,
     command: str = "",
     dev: DevSplit | None = None,
+    cluster: Any = None,
 ) -> RunSummary:
     """Run every job not yet FINISHED; ``on_job(result, total)`` is called as each ends.
 
     ``dev``: the development split tuned parameters came from (``bench run --tuned``).
+    ``cluster``: a Dask client (:func:`bench.cluster.connect`) to run the jobs on, instead of
+    ``workers`` local processes.
+
+    Each job is claimed in the store just before it starts (:meth:`Tracker.claim_job`), so any
+    number of ``bench run`` commands sharing a store split the jobs between them: none is
+    trained or logged twice, and a job claimed by a command that died is run again.
     """
     device = resolve_device(device)
     jobs, skipped_models = plan_jobs(suite, dataset, device, dev)
@@ -244,11 +268,28 @@ def run_suite(
         tracker.log_skip(parent, name, reason, {**tags, Tag.FAMILY: family})
     if on_job:
         on_job(None, len(pending))
+    claims: dict[str, str] = {}
+
+    def claimed() -> Iterator[Job]:
+        for job in pending:
+            run_id = tracker.claim_job(parent, job.name, job.key, _job_tags(job, tags))
+            if run_id is None:  # finished or running under another command meanwhile
+                summary.elsewhere += 1
+                if on_job:
+                    on_job(JobResult(job, ELSEWHERE), len(pending))
+                continue
+            claims[job.key] = run_id
+            yield job
+
+    beat = _Heartbeat(tracker, claims)
     status = Status.FAILED
     with scratch_space() as scratch:
         try:
-            for result in _execute_all(pending, dataset, suite, workers, device, Path(scratch)):
-                _record(tracker, parent, result, tags)
+            results = _execute_all(
+                claimed(), dataset, suite, workers, Path(scratch), cluster, beat, tracker, claims
+            )
+            for result in results:
+                _record(tracker, claims.pop(result.job.key), result)
                 if result.status == Status.FINISHED:
                     summary.finished += 1
                 else:
@@ -261,6 +302,8 @@ def run_suite(
                     on_job(result, len(pending))
             status = Status.FINISHED
         finally:
+            for run_id in claims.values():  # interrupted: the jobs may be claimed again
+                tracker.client.set_terminated(run_id, Status.KILLED)
             skipped_file = Path(scratch) / "skipped_clips.txt"
             if dataset.skipped:
                 skipped_file.write_text("\n".join(dataset.skipped) + "\n")
@@ -270,12 +313,27 @@ def run_suite(
                     "jobs_finished": summary.finished,
                     "jobs_failed": summary.failed,
                     "jobs_skipped_done": summary.skipped,
+                    "jobs_elsewhere": summary.elsewhere,
                     "skipped_clips": len(dataset.skipped),
                 },
                 files=[skipped_file] if dataset.skipped else [],
                 status=status,
             )
     return summary
+
+
+class _Heartbeat:
+    """Renews the heartbeats of this command's claims every ``HEARTBEAT_SECONDS``."""
+
+    def __init__(self, tracker: Tracker, claims: dict[str, str]) -> None:
+        self.tracker, self.claims, self.last = tracker, claims, time.monotonic()
+
+    def __call__(self) -> None:
+        from bench.tracking import HEARTBEAT_SECONDS
+
+        if time.monotonic() - self.last >= HEARTBEAT_SECONDS:
+            self.tracker.beat(list(self.claims.values()))
+            self.last = time.monotonic()
 
 
 @contextlib.contextmanager
@@ -303,61 +361,132 @@ def scratch_space() -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _record(tracker: Tracker, parent: str, result: JobResult, tags: dict[str, str]) -> None:
-    job = result.job
-    job_tags = {
+def _job_tags(job: Job, tags: dict[str, str]) -> dict[str, str]:
+    return {
         **tags,
         Tag.MODEL: job.model,
         Tag.VARIANT: job.variant,
         Tag.FAMILY: job.family,
         Tag.FOLD: job.fold.name,
         Tag.CONFIG_HASH: job.config_hash,
-        Tag.JOB_KEY: job.key,
     }
-    if result.error:
-        job_tags[Tag.ERROR] = result.error[:5000]
+
+
+def _record(tracker: Tracker, run_id: str, result: JobResult) -> None:
+    job = result.job
     params = {f"model.{k}": v for k, v in job.params.items()}
     params.update(n_train=len(job.fold.train), n_test=len(job.fold.test))
     if "n_test_tracks" in result.metrics:  # segments scored as tracks: n_test counts what is scored
         params.update(n_test=int(result.metrics["n_test_tracks"]), n_test_rows=len(job.fold.test))
-    tracker.log_job(
-        parent,
-        job.name,
+    tracker.finish_job(
+        run_id,
         status=result.status,
         params=params,
         metrics=result.metrics,
-        tags=job_tags,
+        error=result.error,
         artifacts=result.artifacts,
         history=result.history,
     )
 
 
 def _execute_all(
-    jobs: list[Job], dataset: Dataset, suite: Suite, workers: int, device: str, scratch: Path
+    jobs: Iterable[Job],
+    dataset: Dataset,
+    suite: Suite,
+    workers: int,
+    scratch: Path,
+    cluster: Any,
+    on_poll: Callable[[], None],
+    tracker: Tracker,
+    claims: dict[str, str],
 ) -> Iterator[JobResult]:
-    """Yield results as jobs end, keeping up to ``workers`` job processes busy."""
+    """Yield results as jobs end, keeping ``workers`` job processes (or the cluster) busy.
+
+    Artifacts are written to ``scratch`` here; on a cluster, a worker sends them back with the
+    result, or uploads them itself to an MLflow server's artifact proxy.
+    """
     from bench.processes import Task, isolated
 
-    threads = max(1, (os.cpu_count() or 1) // max(1, workers))
-    outs = {job.key: scratch / f"{job.model}-{job.variant}-{job.fold.name}" for job in jobs}
-    tasks = [
-        Task(job, _run_job, (job, dataset, outs[job.key], threads), suite.model_seconds)
-        for job in jobs
-    ]
-    for outcome in isolated(tasks, workers, PRELOAD):
-        job, out = outcome.key, outs[outcome.key.key]
+    def out(job: Job) -> Path:
+        return scratch / f"{job.model}-{job.variant}-{job.fold.name}"
+
+    if cluster is None:
+        threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+        tasks = (
+            Task(job, _run_job, (job, dataset, out(job), threads), suite.model_seconds)
+            for job in jobs
+        )
+        outcomes = isolated(tasks, workers, PRELOAD, on_poll)
+    else:
+        from bench.cluster import WORKER_THREADS, run_tasks
+
+        upload = tracker.uri if tracker.uri.startswith(("http://", "https://")) else None
+
+        def remote() -> Iterator[Task]:
+            for job in jobs:
+                args = (job, dataset, (upload, claims[job.key]), WORKER_THREADS)
+                yield Task(job, _run_remote_job, args, suite.model_seconds)
+
+        outcomes = run_tasks(remote(), cluster, PRELOAD, on_poll)
+    for outcome in outcomes:
+        job = outcome.key
         if outcome.ok:
-            metrics, history = outcome.value
-            yield JobResult(job, Status.FINISHED, metrics=metrics, artifacts=out, history=history)
+            metrics, history, *packed = outcome.value
+            folder: Path | None = out(job)
+            if packed and packed[0] is not None:
+                _unpack(packed[0], folder)
+            elif packed:  # uploaded by the worker to the MLflow server
+                folder = None
+            yield JobResult(
+                job, Status.FINISHED, metrics=metrics, artifacts=folder, history=history
+            )
         elif outcome.status == "error":
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "error.txt").write_text(outcome.trace)
-            yield JobResult(job, Status.FAILED, error=outcome.value, artifacts=out)
+            out(job).mkdir(parents=True, exist_ok=True)
+            (out(job) / "error.txt").write_text(outcome.trace)
+            yield JobResult(job, Status.FAILED, error=outcome.value, artifacts=out(job))
         elif outcome.status == "timeout":
             budget = f"exceeded the time budget of {suite.model_seconds:g} s"
             yield JobResult(job, Status.FAILED, error=budget)
         else:
             yield JobResult(job, Status.FAILED, error=outcome.value)
+
+
+def _run_remote_job(
+    job: Job, dataset: Dataset, sink: tuple[str | None, str], threads: int
+) -> tuple[dict[str, float], list[dict[str, float]], bytes | None]:
+    """A job's process on a cluster worker: as :func:`_run_job`, into a folder of its own; the
+    artifacts go to the MLflow server's proxy (``sink``: its URI and the job's run) or back to
+    the driver as a gzipped tar."""
+    upload, run_id = sink
+    with tempfile.TemporaryDirectory(prefix="bench-job-") as folder:
+        out = Path(folder) / "out"
+        metrics, history = _run_job(job, dataset, out, threads)
+        if upload is not None:
+            from bench.tracking import upload_artifacts
+
+            upload_artifacts(upload, run_id, out)
+            return metrics, history, None
+        return metrics, history, _pack(out)
+
+
+def _pack(folder: Path) -> bytes:
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        archive.add(folder, arcname=".")
+    return buffer.getvalue()
+
+
+def _unpack(packed: bytes, folder: Path) -> None:
+    """A job's artifacts as its worker packed them: plain files and folders only."""
+    import io
+    import tarfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(packed), mode="r:gz") as archive:
+        archive.extractall(folder, filter="data")
 
 
 PRELOAD = ("bench.runner", "skops.io", "sklearn.metrics", "matplotlib", "torch._dynamo", "tqdm")

@@ -13,10 +13,12 @@ contract), so the store's schema (every ``bench.*`` tag in :class:`Tag`, the typ
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,10 +63,22 @@ class Tag:
     BEST_TRIAL, BASELINE_VALUE = "bench.best_trial", "bench.baseline_value"
     TRIAL_NUMBER, TRIAL_STATE = "bench.trial_number", "bench.trial_state"
     PRUNED_STEP, OWNER, PARAMS = "bench.pruned_step", "bench.owner", "bench.params"
+    HEARTBEAT = "bench.heartbeat"
+    """Unix time a command last said its claimed job is still running."""
 
 
 JOB, PARENT, SKIP, STUDY, TRIAL = "job", "parent", "skip", "study", "trial"
 KIND = Tag.KIND
+
+
+CLAIM_GRACE_SECONDS = 120.0
+"""A RUNNING job claim from another host whose heartbeat is older than this is reaped."""
+HEARTBEAT_SECONDS = 15.0
+"""How often a command renews the heartbeats of its claims."""
+
+
+def _now() -> str:
+    return f"{time.time():.0f}"
 
 
 class Status:
@@ -217,32 +231,63 @@ class Tracker:
         self.uri = resolve_uri(uri) if create else existing_store(uri)
         self.display = mask(self.uri)
         """The URI as it may be shown: its password masked."""
-        self.client = MlflowClient(tracking_uri=self.uri)
+        self._engine = None
         name = experiment_name(suite)
         try:
-            experiment = self.client.get_experiment_by_name(name)
-            if experiment is None and create:
-                self.experiment_id = self.client.create_experiment(name)
-            elif experiment is None:
-                raise BenchError(
-                    f"no runs of suite {suite!r} in {self.display}; run `bench run` first"
-                )
-            else:
-                self.experiment_id = experiment.experiment_id
+            # Opening a fresh SQLite or PostgreSQL store migrates its schema: two commands
+            # starting together would race there (and on creating the experiment).
+            with self.store_lock("schema"):
+                self.client = MlflowClient(tracking_uri=self.uri)
+                experiment = self.client.get_experiment_by_name(name)
+                if experiment is None and create:
+                    self.experiment_id = self.client.create_experiment(name)
+                elif experiment is None:
+                    raise BenchError(
+                        f"no runs of suite {suite!r} in {self.display}; run `bench run` first"
+                    )
+                else:
+                    self.experiment_id = experiment.experiment_id
         except MlflowException as exc:
             message = str(exc).splitlines()[0]
             raise BenchError(f"MLflow store {self.display} is not usable: {message}") from None
 
+    @contextlib.contextmanager
+    def store_lock(self, name: str) -> Iterator[None]:
+        """A mutex over every command that uses this store: a file lock beside a SQLite file,
+        a PostgreSQL advisory lock; none for an MLflow server (claims there are elected, see
+        :meth:`claim_job`)."""
+        from bench.locks import advisory_lock, engine, file_lock
+
+        if self.uri.startswith("sqlite:///"):
+            with file_lock(Path(self.uri[len("sqlite:///") :].split("?", 1)[0])):
+                yield
+        elif self.uri.startswith("postgresql"):
+            if self._engine is None:
+                self._engine = engine(self.uri)
+            with advisory_lock(self._engine, f"bench-mlflow:{name}"):
+                yield
+        else:
+            yield
+
     def reap_stale_runs(self) -> int:
-        """Mark runs left RUNNING by a killed ``bench run`` on this host as KILLED."""
-        host = socket.gethostname()
+        """Mark runs left RUNNING by a command that died as KILLED: on this host when its
+        process is gone; job claims from other hosts when their heartbeat is older than
+        :data:`CLAIM_GRACE_SECONDS`."""
         reaped = 0
         for run in self._search(f"attributes.status = '{Status.RUNNING}'"):
-            tags = run.data.tags
-            if tags.get(Tag.HOST) == host and not pid_alive(int(tags.get(Tag.PID, "0"))):
+            if self._stale(run):
                 self.client.set_terminated(run.info.run_id, Status.KILLED)
                 reaped += 1
         return reaped
+
+    @staticmethod
+    def _stale(run: Any) -> bool:
+        tags = run.data.tags
+        if tags.get(Tag.HOST) == socket.gethostname():
+            return not pid_alive(int(tags.get(Tag.PID, "0")))
+        if Tag.HEARTBEAT not in tags:  # a parent or study run elsewhere: no way to tell
+            return False
+        return time.time() - float(tags[Tag.HEARTBEAT]) > CLAIM_GRACE_SECONDS
 
     def finished_job_keys(self) -> set[str]:
         runs = self._search(f"tags.`{KIND}` = '{JOB}' and attributes.status = '{Status.FINISHED}'")
@@ -272,23 +317,65 @@ class Tracker:
             self.client.log_artifact(run_id, str(path))
         self.client.set_terminated(run_id, status)
 
-    def log_job(
+    def claim_job(self, parent_id: str, name: str, key: str, tags: Mapping[str, str]) -> str | None:
+        """Claim job ``key`` for this command: a RUNNING child run of ``parent_id`` carrying
+        the key, made before the job starts. None when the job is FINISHED or claimed by a live
+        command already (its claim is reaped first when that command died).
+
+        Under :meth:`store_lock`, check-and-claim is atomic. An MLflow server offers no lock:
+        there every command writes its claim, then reads all claims of the key, and only the
+        earliest (start time, run id) runs; the others withdraw theirs.
+        """
+        with self.store_lock("claims"):
+            if self._taken(key):
+                return None
+            run_id = self._child(
+                parent_id, name, JOB, {**tags, Tag.JOB_KEY: key, Tag.HEARTBEAT: _now()}
+            )
+        if not self.uri.startswith(("sqlite:///", "postgresql")):
+            claims = self._search(
+                f"tags.`{Tag.JOB_KEY}` = '{key}' and attributes.status != '{Status.KILLED}'"
+            )
+            first = min(claims, key=lambda r: (r.info.start_time, r.info.run_id))
+            if first.info.run_id != run_id:
+                self.client.set_tag(run_id, Tag.ERROR, f"claimed first by run {first.info.run_id}")
+                self.client.set_terminated(run_id, Status.KILLED)
+                return None
+        return run_id
+
+    def _taken(self, key: str) -> bool:
+        for run in self._search(f"tags.`{Tag.JOB_KEY}` = '{key}'"):
+            if run.info.status == Status.FINISHED:
+                return True
+            if run.info.status == Status.RUNNING:
+                if not self._stale(run):
+                    return True
+                self.client.set_terminated(run.info.run_id, Status.KILLED)
+        return False
+
+    def beat(self, run_ids: Iterable[str]) -> None:
+        """Heartbeats for this command's claims, so other hosts see they are alive."""
+        now = _now()
+        for run_id in run_ids:
+            self.client.set_tag(run_id, Tag.HEARTBEAT, now)
+
+    def finish_job(
         self,
-        parent_id: str,
-        name: str,
+        run_id: str,
         *,
         status: str,
         params: Mapping[str, Any],
         metrics: Mapping[str, float],
-        tags: Mapping[str, str],
+        error: str | None = None,
         artifacts: Path | None = None,
         history: Iterable[Mapping[str, float]] = (),
-    ) -> str:
-        """Record one finished or failed (model, fold) job as a child run of ``parent_id``.
+    ) -> None:
+        """Record a claimed job's outcome on its run and end it.
 
         ``history`` holds per-epoch metrics of torch models, logged with the epoch as step.
         """
-        run_id = self._child(parent_id, name, JOB, tags)
+        if error:
+            self.client.set_tag(run_id, Tag.ERROR, mask(error[:5000]))
         self._log(run_id, params=params, metrics=metrics)
         for epoch in history:
             step = int(epoch.get("epoch", 0))
@@ -297,7 +384,6 @@ class Tracker:
         if artifacts is not None and artifacts.is_dir():
             self.client.log_artifacts(run_id, str(artifacts))
         self.client.set_terminated(run_id, status)
-        return run_id
 
     def log_skip(self, parent_id: str, model: str, reason: str, tags: Mapping[str, str]) -> None:
         """A model the suite lists but could not run on this data, with the reason."""
@@ -416,7 +502,6 @@ class Tracker:
         metrics: Mapping[str, float] | None = None,
         step: int = 0,
     ) -> None:
-        import time
 
         from mlflow.entities import Metric, Param
 
@@ -453,6 +538,14 @@ def _flat(run: Any) -> dict[str, Any]:
         "metrics": dict(run.data.metrics),
         "tags": dict(run.data.tags),
     }
+
+
+def upload_artifacts(uri: str, run_id: str, folder: Path) -> None:
+    """A job's artifacts, sent by the cluster worker that made them straight to the run on an
+    MLflow server (through its artifact proxy); the driver records everything else."""
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient(tracking_uri=uri).log_artifacts(run_id, str(folder))
 
 
 def download_run_files(

@@ -85,3 +85,51 @@ if "leaky" not in _REGISTRY:
     def leaky(message: str = "") -> Leaky:
         """Raises in fit with ``message``."""
         return Leaky(message=message)
+
+
+class Napper(LogisticRegression):
+    """Marks each fit in ``marks`` (a folder: one file per fit, named by its process), sleeps,
+    then fits: a job long enough to kill its worker in the middle of."""
+
+    def __init__(self, seconds: float = 3.0, marks: str = "", C: float = 1.0):
+        super().__init__(C=C, max_iter=500)
+        self.seconds, self.marks = seconds, marks
+
+    def fit(self, X, y):
+        import os
+        from pathlib import Path
+
+        if self.marks:
+            Path(self.marks).mkdir(parents=True, exist_ok=True)
+            (Path(self.marks) / f"{os.getpid()}-{time.time_ns()}").touch()
+        time.sleep(self.seconds)
+        return super().fit(X, y)
+
+
+class WorkerKiller(LogisticRegression):
+    """Kills the Dask worker process that runs it (a job's process is a child of the worker's
+    forkserver, itself a child of the worker)."""
+
+    def fit(self, X, y):
+        import os
+        import signal
+
+        import psutil
+
+        worker = psutil.Process().parent().parent()
+        os.kill(worker.pid, signal.SIGKILL)
+        time.sleep(60)
+        return super().fit(X, y)
+
+
+if "napper" not in _REGISTRY:
+
+    @register("napper", family="test")
+    def napper(seconds: float = 3.0, marks: str = "") -> Napper:
+        """Marks and sleeps before fitting a logistic regression."""
+        return Napper(seconds=seconds, marks=marks)
+
+    @register("worker_killer", family="test")
+    def worker_killer() -> WorkerKiller:
+        """Kills the Dask worker it runs on."""
+        return WorkerKiller(max_iter=500)

@@ -26,6 +26,14 @@ def tracking_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
+def cluster_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--cluster",
+        help="run on the Dask scheduler at this address, e.g. tcp://10.0.0.5:8786 "
+        "(default: $BENCH_CLUSTER; neither: local processes); needs pip install '.[dask]'",
+    )
+
+
 def labels_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--labels",

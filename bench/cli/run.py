@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from bench.cli.common import (
+    cluster_arg,
     default_workers,
     interactive,
     labels_arg,
@@ -37,6 +38,7 @@ def add_parsers(sub) -> None:
         "(default: the number of cores, at most 4)",
     )
     tracking_arg(p)
+    cluster_arg(p)
     p.add_argument(
         "--tuned",
         action="store_true",
@@ -49,6 +51,8 @@ def add_parsers(sub) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from contextlib import closing
+
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from bench.runner import RunOptions, prepare, run_suite
@@ -57,14 +61,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = options_from(RunOptions, args, models=models, progress=interactive())
     ready = prepare(options)
     print(_header(ready))
-    with logging_redirect_tqdm(), _JobBar(ready.suite.name) as bar:
+    with logging_redirect_tqdm(), _JobBar(ready.suite.name) as bar, closing(ready):
         summary = run_suite(
             ready.suite, ready.dataset, ready.tracker, workers=args.workers, device=args.device,
-            on_job=bar.update, command=args.command_line, dev=ready.dev,
+            on_job=bar.update, command=args.command_line, dev=ready.dev, cluster=ready.cluster,
         )  # fmt: skip
+    elsewhere = f", {summary.elsewhere} done by another run" if summary.elsewhere else ""
     print(
         f"{summary.finished} job(s) finished, {summary.failed} failed, "
-        f"{summary.skipped} already done; MLflow: {ready.tracker.display} "
+        f"{summary.skipped} already done{elsewhere}; MLflow: {ready.tracker.display} "
         f"(experiment bench/{ready.suite.name}, parent run {summary.parent_run_id})"
     )
     if not args.no_report:
@@ -107,10 +112,14 @@ class _JobBar:
         if result is None:
             self.bar = tqdm(total=total, desc=self.name, unit="job", file=sys.stderr)
             return
+        from bench.runner import ELSEWHERE
+
         self.bar.update(1)
         outcome = "FAILED"
         if result.finished:
             outcome = f"acc {result.metrics['accuracy']:.3f}"
+        elif result.status == ELSEWHERE:
+            outcome = "done by another run"
         self.bar.set_postfix_str(f"{result.job.name} {outcome}")
-        if not result.finished:
+        if result.error:
             log.warning("%s failed: %s", result.job.name, result.error)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from bench.cli.common import (
+    cluster_arg,
     default_workers,
     interactive,
     labels_arg,
@@ -63,6 +64,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--seed", type=int, help="seed of the split and sampler (default: the suite's)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     tracking_arg(p)
+    cluster_arg(p)
     p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("studies", help="list Optuna studies with their best value and parameters")
@@ -73,6 +75,7 @@ def add_parsers(sub) -> None:
 def cmd_tune(args: argparse.Namespace) -> int:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    from bench.cluster import connect_cluster
     from bench.tracking import Tracker
     from bench.tuning.options import TuneOptions
     from bench.tuning.session import plan, tune
@@ -83,8 +86,13 @@ def cmd_tune(args: argparse.Namespace) -> int:
         f"tuning {request.model} on {request.dataset.name} ({request.dataset.n_tracks} tracks): "
         f"{request.dev.description}; study {request.study_name!r} in {request.storage.display}"
     )
+    client = connect_cluster(args.cluster)
     with logging_redirect_tqdm(), _TrialBar(request) as bar:
-        result = tune(request, tracker, bar.update, args.command_line)
+        try:
+            result = tune(request, tracker, bar.update, args.command_line, client)
+        finally:
+            if client is not None:
+                client.close()
     print(_summary(request, result))
     where = f"experiment bench/{request.suite.name}, run {result.parent_run_id}"
     print(f"MLflow: {tracker.display} ({where})")

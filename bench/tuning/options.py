@@ -40,6 +40,8 @@ class TuneOptions:
     device: str = "auto"
     progress: bool = False
     """Show a progress bar while the dataset loads."""
+    cluster: str | None = None
+    """A Dask scheduler's address (else ``$BENCH_CLUSTER``; neither: local processes)."""
 
 
 def check_options(

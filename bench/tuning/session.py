@@ -95,8 +95,13 @@ def tune(
     tracker: Any,
     on_progress: Callable[[StudyState], None] | None = None,
     command: str = "",
+    cluster: Any = None,
 ) -> TuneResult:
-    """Run (or continue) the study to ``request.trials`` trials, logging it to ``tracker``."""
+    """Run (or continue) the study to ``request.trials`` trials, logging it to ``tracker``.
+
+    ``cluster``: a Dask client (:func:`bench.cluster.connect`): the ``request.workers`` trial
+    workers run as its tasks, sharing the study through its storage (a journal file every
+    worker reaches, or PostgreSQL)."""
     from bench.tracking import run_tags
 
     start = time.monotonic()
@@ -143,11 +148,11 @@ def tune(
     poll()
     status, errors = Status.KILLED, []
     try:
-        if request.workers == 1:
+        if request.workers == 1 and cluster is None:
             report = work(request, 0, on_trial=lambda _: poll())
             errors = [report.error] if report.error else []
         else:
-            errors = run_workers(request, poll)
+            errors = run_workers(request, poll, cluster)
         status = Status.FAILED if errors else Status.FINISHED
     finally:
         with lock():  # several commands may share one MLflow store too

@@ -14,11 +14,9 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import threading
 import warnings
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,7 +98,9 @@ def open_storage(spec: StorageSpec) -> Any:
                 return RDBStorage(spec.url, **kwargs)
             # The first connection creates Optuna's tables; two machines starting together
             # would race on that, so it happens under an advisory lock.
-            with _advisory_lock(_engine(spec.url), "bench-optuna-schema"):
+            from bench.locks import advisory_lock, engine
+
+            with advisory_lock(engine(spec.url), "bench-optuna-schema"):
                 return RDBStorage(spec.url, **kwargs)
     except Exception as exc:  # SQLAlchemy's errors: refused, unknown host, bad password, ...
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
@@ -118,40 +118,16 @@ class StudyLock:
 
     @contextlib.contextmanager
     def __call__(self) -> Iterator[None]:
+        from bench.locks import advisory_lock, engine, file_lock
+
         if self.spec.path is not None:
-            lock_file = self.spec.path.with_name(self.spec.path.name + ".bench-lock")
-            with open(lock_file, "a") as handle:
-                fcntl.flock(handle, fcntl.LOCK_EX)
-                try:
-                    yield
-                finally:
-                    fcntl.flock(handle, fcntl.LOCK_UN)
+            with file_lock(self.spec.path):
+                yield
             return
         if self._engine is None:
-            self._engine = _engine(self.spec.url)
-        with _advisory_lock(self._engine, f"bench-study:{self.study}"):
+            self._engine = engine(self.spec.url)
+        with advisory_lock(self._engine, f"bench-study:{self.study}"):
             yield
-
-
-def _engine(url: str) -> Any:
-    from sqlalchemy import create_engine
-    from sqlalchemy.pool import NullPool
-
-    return create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": 10})
-
-
-@contextlib.contextmanager
-def _advisory_lock(engine: Any, name: str) -> Iterator[None]:
-    """A PostgreSQL session-level advisory lock, held for the ``with`` block."""
-    from sqlalchemy import text
-
-    key = zlib.crc32(name.encode())
-    with engine.connect() as conn:
-        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
-        try:
-            yield
-        finally:
-            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
 
 
 @contextlib.contextmanager

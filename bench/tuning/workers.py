@@ -103,16 +103,23 @@ def work(
 PRELOAD = ("bench.tuning.workers", "optuna", "sklearn.metrics", "torch")
 
 
-def run_workers(request: TuneRequest, on_poll: Callable[[], None]) -> list[str]:
-    """``request.workers`` worker processes; ``on_poll`` runs about once a second meanwhile.
-
-    Returns the workers' errors.
+def run_workers(
+    request: TuneRequest, on_poll: Callable[[], None], cluster: Any = None
+) -> list[str]:
+    """``request.workers`` worker processes (here, or tasks of the Dask ``cluster``); ``on_poll``
+    runs about once a second meanwhile. Returns the workers' errors.
     """
     from bench.processes import Task, isolated
 
     tasks = [Task(index, work, (request, index)) for index in range(request.workers)]
     errors = []
-    for outcome in isolated(tasks, request.workers, PRELOAD, on_poll):
+    if cluster is None:
+        outcomes = isolated(tasks, request.workers, PRELOAD, on_poll)
+    else:
+        from bench.cluster import run_tasks
+
+        outcomes = run_tasks(tasks, cluster, PRELOAD, on_poll)
+    for outcome in outcomes:
         if not outcome.ok:
             errors.append(outcome.value)
         elif outcome.value.error:

@@ -1,0 +1,241 @@
+"""Beyond one process: a real Dask cluster on 127.0.0.1, an MLflow server, and several
+``bench run`` commands sharing one store."""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+from mlflow.tracking import MlflowClient
+from test_run import job_runs, write_suite
+
+from bench.cluster import LocalCluster
+from bench.tracking import resolve_uri
+
+TESTS = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent
+DRIVER = "import sys, helper_models; from bench.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    path = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path, **extra}
+
+
+def _log(path: Path):
+    """A log file a service writes for as long as it runs (closed when the test's process
+    exits)."""
+    return open(path, "w")  # noqa: SIM115
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"exited with {proc.returncode}"
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
+    """``dask scheduler`` and two ``dask worker`` processes (one thread each) on 127.0.0.1,
+    dashboards included, started and stopped by PID as :class:`bench.cluster.LocalCluster`
+    does; a task may kill one worker and be retried once (``allowed-failures=1``)."""
+    logs = tmp_path / "dask-logs"
+    logs.mkdir()
+    env = _env(DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="1")
+    with LocalCluster(2, env=env, logs=logs) as running:
+        yield running
+
+
+def _worker_pids(cluster: LocalCluster) -> set[int]:
+    """The worker processes (children of the nannies) that run tasks now."""
+    found = set()
+    for nanny in cluster.nannies:
+        for child in psutil.Process(nanny.pid).children():
+            if "forkserver" not in " ".join(child.cmdline()):
+                found.add(child.pid)
+    return found
+
+
+def _processes(cluster: LocalCluster) -> list[psutil.Process]:
+    tops = [psutil.Process(p.pid) for p in (cluster.scheduler, *cluster.nannies)]
+    return tops + [c for top in tops for c in top.children(recursive=True)]
+
+
+def _driver(*argv: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", DRIVER, *argv],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _keys(suite: str, uri: str | None = None) -> collections.Counter:
+    client = MlflowClient(uri or resolve_uri())
+    experiment = client.get_experiment_by_name(f"bench/{suite}")
+    runs = client.search_runs([experiment.experiment_id], "tags.`bench.kind` = 'job'")
+    return collections.Counter((r.data.tags["bench.job_key"], r.info.status) for r in runs)
+
+
+def test_a_killed_worker_loses_no_job_and_records_none_twice(
+    cluster: LocalCluster, tabular_gtzan: Path, tmp_path: Path
+) -> None:
+    marks = tmp_path / "marks"
+    models = (
+        f'[[models]]\nname = "napper"\nparams = {{ seconds = 4.0, marks = "{marks}" }}\n'
+        '[[models]]\nname = "logreg"\n'
+    )
+    suite = write_suite(tmp_path / "killed.toml", models, folds=3)
+    driver = _driver("run", "--suite", str(suite), "--data-dir", str(tabular_gtzan),
+                     "--cluster", cluster.address, "--no-report")  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (marks.is_dir() and any(marks.iterdir())):
+        time.sleep(0.2)
+    first = next(marks.iterdir())
+    job_process = psutil.Process(int(first.name.split("-")[0]))
+    worker = job_process.parent().parent()  # job <- forkserver <- worker
+    assert worker.pid in _worker_pids(cluster)
+    os.kill(worker.pid, signal.SIGKILL)
+    out, err = driver.communicate(timeout=300)
+    assert driver.returncode == 0, err
+    assert "6 job(s) finished, 0 failed" in out
+    keys = _keys("killed")
+    assert len(keys) == 6 and set(keys.values()) == {1}  # each job once...
+    assert {status for _, status in keys} == {"FINISHED"}  # ...and finished
+    assert len(list(marks.iterdir())) >= 4  # three napper folds, the killed one again
+
+
+def test_a_job_that_kills_every_worker_becomes_a_failed_row(
+    cluster: LocalCluster, tabular_gtzan: Path, tmp_path: Path
+) -> None:
+    models = '[[models]]\nname = "worker_killer"\n[[models]]\nname = "logreg"\n'
+    suite = write_suite(tmp_path / "poison.toml", models, folds=2)
+    driver = _driver("run", "--suite", str(suite), "--data-dir", str(tabular_gtzan),
+                     "--cluster", cluster.address, "--no-report")  # fmt: skip
+    out, err = driver.communicate(timeout=300)
+    assert driver.returncode == 1, err  # failed jobs
+    assert "2 job(s) finished, 2 failed" in out
+    failed = job_runs("poison", "FAILED")
+    assert sorted(r.data.tags["bench.model"] for r in failed) == ["worker_killer"] * 2
+    for run in failed:
+        assert "it killed every worker it ran on" in run.data.tags["bench.error"]
+    assert sorted(r.data.tags["bench.model"] for r in job_runs("poison", "FINISHED")) == [
+        "logreg",
+        "logreg",
+    ]
+
+
+def test_nothing_listens_beyond_loopback(cluster: LocalCluster) -> None:
+    listening = [
+        (proc.pid, conn.laddr)
+        for proc in _processes(cluster)
+        for conn in proc.net_connections(kind="inet")
+        if conn.status == psutil.CONN_LISTEN
+    ]
+    assert len(listening) >= 5  # scheduler and its dashboard, two workers, their dashboards
+    assert {laddr.ip for _, laddr in listening} == {"127.0.0.1"}, listening
+
+
+@pytest.fixture
+def mlflow_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """``mlflow server`` on 127.0.0.1 with a SQLite store and an artifact proxy to a folder."""
+    port = _free_port()
+    artifacts = tmp_path / "server-artifacts"
+    server = subprocess.Popen(
+        [BIN / "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1"],
+        env=_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"),
+        stdout=_log(tmp_path / "server.log"), stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        _wait_for_port(port, server, seconds=120)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if urllib.request.urlopen(f"{url}/health", timeout=5).status == 200:
+                    break
+            except OSError:
+                time.sleep(0.5)
+        yield url, artifacts
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)  # the server and its gunicorn/uvicorn workers
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+def test_workers_upload_artifacts_through_an_mlflow_server(
+    cluster: LocalCluster, mlflow_server: tuple[str, Path], tabular_gtzan: Path, tmp_path: Path
+) -> None:
+    url, artifacts = mlflow_server
+    suite = write_suite(tmp_path / "served.toml", '[[models]]\nname = "logreg"\n', folds=2)
+    common = ["run", "--suite", str(suite), "--data-dir", str(tabular_gtzan), "--no-report"]
+    remote = _driver(*common, "--cluster", cluster.address, "--tracking-uri", url)
+    out, err = remote.communicate(timeout=300)
+    assert remote.returncode == 0, err
+    local = _driver(*common)  # the same suite, local processes, ./mlflow.db
+    assert local.communicate(timeout=300) and local.returncode == 0
+
+    client = MlflowClient(url)
+    experiment = client.get_experiment_by_name("bench/served")
+    runs = client.search_runs([experiment.experiment_id], "tags.`bench.kind` = 'job'")
+    assert len(runs) == 2
+    for run in runs:
+        assert run.info.status == "FINISHED"
+        assert run.info.artifact_uri.startswith("mlflow-artifacts:/")
+        stored = {p.name for p in artifacts.rglob("*") if run.info.run_id in p.parts}
+        assert {"model.skops", "predictions.csv", "model_card.json"} <= stored, stored
+    here = {r.data.tags["bench.job_key"]: r.data.metrics for r in job_runs("served")}
+    there = {r.data.tags["bench.job_key"]: r.data.metrics for r in runs}
+    assert set(here) == set(there)
+    for key, metrics in here.items():  # the same scores, whichever executor ran them
+        for name in ("accuracy", "balanced_accuracy", "f1_macro", "log_loss"):
+            assert there[key][name] == metrics[name]
+
+
+def test_two_runs_on_one_fresh_store_split_the_jobs(tabular_gtzan: Path, tmp_path: Path) -> None:
+    """Two commands started at once on a fresh ./mlflow.db: neither crashes in MLflow's schema
+    set-up, and every job is trained and logged once, by one of them."""
+    models = (
+        '[[models]]\nname = "napper"\nparams = { seconds = 1.0 }\n[[models]]\nname = "logreg"\n'
+    )
+    suite = write_suite(tmp_path / "shared.toml", models, folds=3)
+    argv = ["run", "--suite", str(suite), "--data-dir", str(tabular_gtzan), "--workers", "1",
+            "--no-report"]  # fmt: skip
+    drivers = [_driver(*argv), _driver(*argv)]
+    outputs = [d.communicate(timeout=300) for d in drivers]
+    for driver, (_, err) in zip(drivers, outputs, strict=True):
+        assert driver.returncode == 0, err
+        assert "Traceback" not in err
+    finished = [int(out.split(" job(s) finished")[0].split()[-1]) for out, _ in outputs]
+    assert sum(finished) == 6
+    keys = _keys("shared")
+    assert len(keys) == 6 and set(keys.values()) == {1}
+    assert {status for _, status in keys} == {"FINISHED"}
