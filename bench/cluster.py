@@ -124,8 +124,8 @@ def run_tasks(
     preload = tuple(preload)
     running: dict[Any, Task] = {}
     exhausted, last_poll = False, 0.0
+    capacity = max(1, sum(client.nthreads().values()))
     while not exhausted or running:
-        capacity = max(1, sum(client.nthreads().values()))
         while not exhausted and len(running) < capacity:
             task = next(source, None)
             if task is None:
@@ -140,15 +140,19 @@ def run_tasks(
         for future in [f for f in running if f.done()]:
             task = running.pop(future)
             yield _outcome(future, task)
-        if on_poll is not None and time.monotonic() - last_poll >= 1.0:
-            on_poll()
+        if time.monotonic() - last_poll >= 1.0:  # workers come and go
+            capacity = max(1, sum(client.nthreads().values()))
+            if on_poll is not None:
+                on_poll()
             last_poll = time.monotonic()
         time.sleep(0.1)
 
 
 class _WorkerThreads:
     """Stands, in a task's arguments, for the threads one task may use on the worker that runs
-    it: its cores over its Dask threads (known only there)."""
+    it (known only there): ``OMP_NUM_THREADS`` where the worker's environment sets it (a Dask
+    nanny sets 1: one core per worker process, Dask's convention), else its cores over its
+    Dask threads."""
 
 
 WORKER_THREADS = _WorkerThreads()
@@ -160,7 +164,11 @@ def _on_worker(task: Task, preload: tuple[str, ...]) -> Outcome:
 
     from distributed import get_worker
 
-    threads = max(1, (os.cpu_count() or 1) // max(1, get_worker().state.nthreads))
+    given = os.environ.get("OMP_NUM_THREADS", "")
+    if given.isdigit() and int(given) > 0:
+        threads = int(given)
+    else:
+        threads = max(1, (os.cpu_count() or 1) // max(1, get_worker().state.nthreads))
     args = tuple(threads if isinstance(a, _WorkerThreads) else a for a in task.args)
     return next(isolated([replace(task, args=args)], 1, preload))
 

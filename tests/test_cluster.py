@@ -16,11 +16,13 @@ from pathlib import Path
 
 import psutil
 import pytest
+from boards import table_rows
 from mlflow.tracking import MlflowClient
 from test_run import job_runs, write_suite
 
+from bench.cli import main
 from bench.cluster import LocalCluster
-from bench.tracking import resolve_uri
+from bench.tracking import Tracker, resolve_uri
 
 TESTS = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -195,7 +197,10 @@ def test_workers_upload_artifacts_through_an_mlflow_server(
     cluster: LocalCluster, mlflow_server: tuple[str, Path], tabular_gtzan: Path, tmp_path: Path
 ) -> None:
     url, artifacts = mlflow_server
-    suite = write_suite(tmp_path / "served.toml", '[[models]]\nname = "logreg"\n', folds=2)
+    models = (
+        '[[models]]\nname = "logreg"\n[[models]]\nname = "rf"\nparams = { n_estimators = 40 }\n'
+    )
+    suite = write_suite(tmp_path / "served.toml", models, folds=2)
     common = ["run", "--suite", str(suite), "--data-dir", str(tabular_gtzan), "--no-report"]
     remote = _driver(*common, "--cluster", cluster.address, "--tracking-uri", url)
     out, err = remote.communicate(timeout=300)
@@ -206,7 +211,7 @@ def test_workers_upload_artifacts_through_an_mlflow_server(
     client = MlflowClient(url)
     experiment = client.get_experiment_by_name("bench/served")
     runs = client.search_runs([experiment.experiment_id], "tags.`bench.kind` = 'job'")
-    assert len(runs) == 2
+    assert len(runs) == 4
     for run in runs:
         assert run.info.status == "FINISHED"
         assert run.info.artifact_uri.startswith("mlflow-artifacts:/")
@@ -218,24 +223,65 @@ def test_workers_upload_artifacts_through_an_mlflow_server(
     for key, metrics in here.items():  # the same scores, whichever executor ran them
         for name in ("accuracy", "balanced_accuracy", "f1_macro", "log_loss"):
             assert there[key][name] == metrics[name]
+    boards = {}
+    for where, uri in (("cluster", url), ("local", None)):
+        argv = ["report", "--suite", "served", "--reports-dir", where]
+        assert main([*argv, *(["--tracking-uri", uri] if uri else [])]) == 0
+        boards[where] = _ranking(Path(where, "served", "leaderboard.md").read_text())
+    assert boards["cluster"] == boards["local"]  # ranked the same, to the last digit
+    assert sorted(row[1] for row in boards["local"][1:]) == ["logreg", "rf"]
 
 
-def test_two_runs_on_one_fresh_store_split_the_jobs(tabular_gtzan: Path, tmp_path: Path) -> None:
-    """Two commands started at once on a fresh ./mlflow.db: neither crashes in MLflow's schema
-    set-up, and every job is trained and logged once, by one of them."""
-    models = (
-        '[[models]]\nname = "napper"\nparams = { seconds = 1.0 }\n[[models]]\nname = "logreg"\n'
-    )
-    suite = write_suite(tmp_path / "shared.toml", models, folds=3)
+def _ranking(board: str) -> list[list[str]]:
+    """The leaderboard's first table without what differs between two runs of the same jobs:
+    times and run ids."""
+    lines = board.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    rows = table_rows("\n".join(lines[start:end]))
+    keep = [i for i, name in enumerate(rows[0]) if name not in ("fit s", "predict ms/item", "runs")]
+    return [[row[i] for i in keep] for row in rows]
+
+
+def test_a_study_runs_its_workers_on_the_cluster(
+    cluster: LocalCluster, tabular_gtzan: Path, tmp_path: Path
+) -> None:
+    """Two trial workers as Dask tasks share one journal file: exactly N trials."""
+    suite = write_suite(tmp_path / "tuned.toml", '[[models]]\nname = "logreg"\n', folds=3)
+    driver = _driver("tune", "logreg", "--suite", str(suite), "--data-dir", str(tabular_gtzan),
+                     "--trials", "8", "--workers", "2", "--cluster", cluster.address)  # fmt: skip
+    out, err = driver.communicate(timeout=300)
+    assert driver.returncode == 0, err
+    assert ": 8 trial(s) (" in out and "), 0 failed" in out  # complete or pruned
+    parent, trials = Tracker("tuned").study_runs("tuned.stratified-kfold.logreg.accuracy")
+    assert parent is not None and parent["status"] == "FINISHED"
+    assert sorted(int(t["tags"]["bench.trial_number"]) for t in trials) == list(range(8))
+
+
+def test_two_runs_on_one_fresh_postgresql_store_split_the_jobs(
+    postgres_url: str, tabular_gtzan: Path, tmp_path: Path
+) -> None:
+    """The same with MLflow's store in PostgreSQL (how machines share a store without a
+    server): the schema set-up and the claims are under advisory locks."""
+    from sqlalchemy import create_engine, text
+
+    database = f"mlflow_{os.getpid()}"
+    admin = create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://"))
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f"CREATE DATABASE {database}"))
+    admin.dispose()
+    uri = postgres_url.replace("postgresql://", "postgresql+psycopg://").rsplit("/", 1)[0]
+    uri = f"{uri}/{database}"
+    models = '[[models]]\nname = "napper"\nparams = { seconds = 1.0 }\n'
+    suite = write_suite(tmp_path / "pg.toml", models, folds=4)
     argv = ["run", "--suite", str(suite), "--data-dir", str(tabular_gtzan), "--workers", "1",
-            "--no-report"]  # fmt: skip
+            "--no-report", "--tracking-uri", uri]  # fmt: skip
     drivers = [_driver(*argv), _driver(*argv)]
     outputs = [d.communicate(timeout=300) for d in drivers]
     for driver, (_, err) in zip(drivers, outputs, strict=True):
         assert driver.returncode == 0, err
-        assert "Traceback" not in err
-    finished = [int(out.split(" job(s) finished")[0].split()[-1]) for out, _ in outputs]
-    assert sum(finished) == 6
-    keys = _keys("shared")
-    assert len(keys) == 6 and set(keys.values()) == {1}
+    assert sum(int(out.split(" job(s) finished")[0].split()[-1]) for out, _ in outputs) == 4
+    keys = _keys("pg", uri)
+    assert len(keys) == 4 and set(keys.values()) == {1}
     assert {status for _, status in keys} == {"FINISHED"}
+    assert "bench:***@" in outputs[0][0] and "bench:bench@" not in outputs[0][0]
