@@ -70,13 +70,11 @@ def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
 
 
 def _worker_pids(cluster: LocalCluster) -> set[int]:
-    """The worker processes (children of the nannies) that run tasks now."""
-    found = set()
-    for nanny in cluster.nannies:
-        for child in psutil.Process(nanny.pid).children():
-            if "forkserver" not in " ".join(child.cmdline()):
-                found.add(child.pid)
-    return found
+    """The worker processes (the nannies' children that run tasks), as Dask reports them."""
+    from distributed import Client
+
+    with Client(cluster.address, timeout=30) as client:
+        return set(client.run(os.getpid).values())
 
 
 def _processes(cluster: LocalCluster) -> list[psutil.Process]:
@@ -285,3 +283,37 @@ def test_two_runs_on_one_fresh_postgresql_store_split_the_jobs(
     assert len(keys) == 4 and set(keys.values()) == {1}
     assert {status for _, status in keys} == {"FINISHED"}
     assert "bench:***@" in outputs[0][0] and "bench:bench@" not in outputs[0][0]
+
+
+def test_a_cnn_resumes_on_another_worker_from_the_shared_cache(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    """Workers share BENCH_CACHE: a CNN whose worker is killed mid-training resumes from its
+    last checkpoint wherever Dask runs it again."""
+    import torch
+
+    from bench.features.synthetic import synth_gtzan
+
+    data = synth_gtzan(tmp_path / "syn", per_genre=4, duration=9.0, seed=0)
+    models = '[[models]]\nname = "cnn"\nparams = { epochs = 40, patience = 40 }\n'
+    suite = write_suite(tmp_path / "cnnmove.toml", models, folds=2, budget=300)
+    driver = _driver("run", "--suite", str(suite), "--data-dir", str(data), "--no-report",
+                     "--cluster", cluster.address)  # fmt: skip
+    checkpoints = Path(os.environ["BENCH_CACHE"]) / "checkpoints"
+    deadline, epochs = time.monotonic() + 180, {}
+    while time.monotonic() < deadline and not (len(epochs) == 2 and min(epochs.values()) >= 3):
+        time.sleep(0.2)
+        for found in checkpoints.glob("cnn-fold*-*/last.pt"):
+            try:
+                epochs[found.parent.name] = torch.load(found, weights_only=True)["epoch"]
+            except (RuntimeError, EOFError, OSError):
+                continue  # caught between write and rename
+    assert len(epochs) == 2 and min(epochs.values()) >= 3, epochs
+    os.kill(min(_worker_pids(cluster)), signal.SIGKILL)  # one worker: its fold moves
+    out, err = driver.communicate(timeout=600)
+    assert driver.returncode == 0, err
+    runs = job_runs("cnnmove", "FINISHED")
+    assert sorted(r.data.tags["bench.fold"] for r in runs) == ["fold0", "fold1"]
+    resumed = [r.data.metrics.get("resumed_from_epoch", 0) for r in runs]
+    assert max(resumed) >= 3 and all(e < 40 for e in resumed)
+    assert len(_keys("cnnmove")) == 2
