@@ -303,7 +303,7 @@ def run_suite(
             status = Status.FINISHED
         finally:
             for run_id in claims.values():  # interrupted: the jobs may be claimed again
-                tracker.client.set_terminated(run_id, Status.KILLED)
+                tracker.release(run_id)
             skipped_file = Path(scratch) / "skipped_clips.txt"
             if dataset.skipped:
                 skipped_file.write_text("\n".join(dataset.skipped) + "\n")

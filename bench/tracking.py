@@ -14,6 +14,7 @@ contract), so the store's schema (every ``bench.*`` tag in :class:`Tag`, the typ
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import socket
@@ -232,6 +233,8 @@ class Tracker:
         self.display = mask(self.uri)
         """The URI as it may be shown: its password masked."""
         self._engine = None
+        self._claim_models: dict[str, str] = {}
+        """Claim run id -> the registered model holding its job key (on an MLflow server)."""
         name = experiment_name(suite)
         try:
             # Opening a fresh SQLite or PostgreSQL store migrates its schema: two commands
@@ -240,7 +243,7 @@ class Tracker:
                 self.client = MlflowClient(tracking_uri=self.uri)
                 experiment = self.client.get_experiment_by_name(name)
                 if experiment is None and create:
-                    self.experiment_id = self.client.create_experiment(name)
+                    self.experiment_id = self._create_experiment(name)
                 elif experiment is None:
                     raise BenchError(
                         f"no runs of suite {suite!r} in {self.display}; run `bench run` first"
@@ -250,6 +253,18 @@ class Tracker:
         except MlflowException as exc:
             message = str(exc).splitlines()[0]
             raise BenchError(f"MLflow store {self.display} is not usable: {message}") from None
+
+    def _create_experiment(self, name: str) -> str:
+        """Create the suite's experiment; on an MLflow server (no lock) another command may
+        have created it a moment ago: then that one is used."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.create_experiment(name)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            return self.client.get_experiment_by_name(name).experiment_id
 
     @contextlib.contextmanager
     def store_lock(self, name: str) -> Iterator[None]:
@@ -282,12 +297,7 @@ class Tracker:
 
     @staticmethod
     def _stale(run: Any) -> bool:
-        tags = run.data.tags
-        if tags.get(Tag.HOST) == socket.gethostname():
-            return not pid_alive(int(tags.get(Tag.PID, "0")))
-        if Tag.HEARTBEAT not in tags:  # a parent or study run elsewhere: no way to tell
-            return False
-        return time.time() - float(tags[Tag.HEARTBEAT]) > CLAIM_GRACE_SECONDS
+        return _stale_tags(run.data.tags, run.info.start_time)
 
     def finished_job_keys(self) -> set[str]:
         runs = self._search(f"tags.`{KIND}` = '{JOB}' and attributes.status = '{Status.FINISHED}'")
@@ -322,26 +332,55 @@ class Tracker:
         the key, made before the job starts. None when the job is FINISHED or claimed by a live
         command already (its claim is reaped first when that command died).
 
-        Under :meth:`store_lock`, check-and-claim is atomic. An MLflow server offers no lock:
-        there every command writes its claim, then reads all claims of the key, and only the
-        earliest (start time, run id) runs; the others withdraw theirs.
+        Check-and-claim is atomic: under :meth:`store_lock` for SQLite and PostgreSQL; on an
+        MLflow server, which has no lock, under a registered model named after the job key,
+        which the server creates for one command only (names are unique there) and which is
+        deleted when the job is recorded.
         """
-        with self.store_lock("claims"):
-            if self._taken(key):
+        with self.store_lock("claims"), self._server_claim(key) as held:
+            if not held or self._taken(key):
                 return None
             run_id = self._child(
                 parent_id, name, JOB, {**tags, Tag.JOB_KEY: key, Tag.HEARTBEAT: _now()}
             )
-        if not self.uri.startswith(("sqlite:///", "postgresql")):
-            claims = self._search(
-                f"tags.`{Tag.JOB_KEY}` = '{key}' and attributes.status != '{Status.KILLED}'"
-            )
-            first = min(claims, key=lambda r: (r.info.start_time, r.info.run_id))
-            if first.info.run_id != run_id:
-                self.client.set_tag(run_id, Tag.ERROR, f"claimed first by run {first.info.run_id}")
-                self.client.set_terminated(run_id, Status.KILLED)
-                return None
-        return run_id
+            if held is not True:
+                self._claim_models[run_id] = held
+            return run_id
+
+    @contextlib.contextmanager
+    def _server_claim(self, key: str) -> Iterator[str | bool]:
+        """On an MLflow server: a registered model named after ``key``, held by this command
+        (yields its name; False when a live command holds it). Elsewhere: True (the store
+        lock is enough). Released again unless a claim run was made under it."""
+        from mlflow.exceptions import MlflowException
+
+        if self.uri.startswith(("sqlite:///", "postgresql")):
+            yield True
+            return
+        digest = hashlib.sha256(f"{self.experiment_id}|{key}".encode()).hexdigest()[:32]
+        model = f"bench-claim-{digest}"
+        owner = {Tag.HOST: socket.gethostname(), Tag.PID: str(os.getpid()), Tag.HEARTBEAT: _now()}
+        for _ in range(2):
+            try:
+                self.client.create_registered_model(model, tags={Tag.JOB_KEY: key, **owner})
+                break
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+                held = self.client.get_registered_model(model)
+                if not _stale_tags(held.tags, held.creation_timestamp):
+                    yield False
+                    return
+                self.client.delete_registered_model(model)  # its command died: reap
+        else:
+            yield False
+            return
+        before = set(self._claim_models.values())
+        try:
+            yield model
+        finally:
+            if model not in self._claim_models.values() and model not in before:
+                self.client.delete_registered_model(model)
 
     def _taken(self, key: str) -> bool:
         for run in self._search(f"tags.`{Tag.JOB_KEY}` = '{key}'"):
@@ -358,6 +397,15 @@ class Tracker:
         now = _now()
         for run_id in run_ids:
             self.client.set_tag(run_id, Tag.HEARTBEAT, now)
+            if run_id in self._claim_models:
+                self.client.set_registered_model_tag(self._claim_models[run_id], Tag.HEARTBEAT, now)
+
+    def release(self, run_id: str, status: str = Status.KILLED) -> None:
+        """End a claim run (``KILLED``: the job may be claimed again) and free its key."""
+        self.client.set_terminated(run_id, status)
+        model = self._claim_models.pop(run_id, None)
+        if model is not None:
+            self.client.delete_registered_model(model)
 
     def finish_job(
         self,
@@ -383,7 +431,7 @@ class Tracker:
             self._log(run_id, metrics=values, step=step)
         if artifacts is not None and artifacts.is_dir():
             self.client.log_artifacts(run_id, str(artifacts))
-        self.client.set_terminated(run_id, status)
+        self.release(run_id, status)  # recorded before the key is freed
 
     def log_skip(self, parent_id: str, model: str, reason: str, tags: Mapping[str, str]) -> None:
         """A model the suite lists but could not run on this data, with the reason."""
@@ -511,6 +559,16 @@ class Tracker:
             metrics=[Metric(k, float(v), now, step) for k, v in (metrics or {}).items()],
             params=[Param(k, mask(str(v))[:6000]) for k, v in (params or {}).items()],
         )
+
+
+def _stale_tags(tags: Mapping[str, str], started_ms: int | None) -> bool:
+    """Whether the command that wrote ``tags`` (host, pid, heartbeat) is gone: its process, on
+    this host; its heartbeat, older than :data:`CLAIM_GRACE_SECONDS`, elsewhere."""
+    if tags.get(Tag.HOST) == socket.gethostname():
+        return not pid_alive(int(tags.get(Tag.PID, "0")))
+    if Tag.HEARTBEAT not in tags:  # a parent or study run elsewhere: no way to tell
+        return False
+    return time.time() - float(tags[Tag.HEARTBEAT]) > CLAIM_GRACE_SECONDS
 
 
 def run_tags() -> dict[str, str]:

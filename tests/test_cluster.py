@@ -317,3 +317,25 @@ def test_a_cnn_resumes_on_another_worker_from_the_shared_cache(
     resumed = [r.data.metrics.get("resumed_from_epoch", 0) for r in runs]
     assert max(resumed) >= 3 and all(e < 40 for e in resumed)
     assert len(_keys("cnnmove")) == 2
+
+
+def test_two_runs_on_one_mlflow_server_split_the_jobs(
+    mlflow_server: tuple[str, Path], tabular_gtzan: Path, tmp_path: Path
+) -> None:
+    """The same through an MLflow server, which has no lock: a job is claimed by creating a
+    registered model named after it (the server lets one command create a name), deleted
+    once the job is recorded."""
+    url, _ = mlflow_server
+    models = '[[models]]\nname = "napper"\nparams = { seconds = 1.0 }\n'
+    suite = write_suite(tmp_path / "srv.toml", models, folds=4)
+    argv = ["run", "--suite", str(suite), "--data-dir", str(tabular_gtzan), "--workers", "1",
+            "--no-report", "--tracking-uri", url]  # fmt: skip
+    drivers = [_driver(*argv), _driver(*argv)]
+    outputs = [d.communicate(timeout=300) for d in drivers]
+    for driver, (_, err) in zip(drivers, outputs, strict=True):
+        assert driver.returncode == 0, err
+    assert sum(int(out.split(" job(s) finished")[0].split()[-1]) for out, _ in outputs) == 4
+    keys = _keys("srv", url)
+    assert len(keys) == 4 and set(keys.values()) == {1}
+    assert {status for _, status in keys} == {"FINISHED"}
+    assert MlflowClient(url).search_registered_models() == []  # every claim freed
