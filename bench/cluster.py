@@ -204,18 +204,21 @@ class LocalCluster:
     def __enter__(self) -> LocalCluster:
         import glob
         import sys
+        import tempfile
         from pathlib import Path
 
         self._semaphores = set(glob.glob("/dev/shm/sem.mp-*"))
         dask = Path(sys.executable).with_name("dask")
-        port = _free_port()
-        self.address = f"tcp://127.0.0.1:{port}"
+        self._folder = tempfile.TemporaryDirectory(prefix="bench-dask-")
+        # The scheduler picks its own free port and writes its address to this file: a port
+        # picked here and handed over could be taken by another process in between.
+        info = Path(self._folder.name) / "scheduler.json"
         try:
             self.scheduler = self._start(
-                [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                 "--dashboard-address", "127.0.0.1:0"], "scheduler",
+                [dask, "scheduler", "--host", "127.0.0.1", "--port", "0",
+                 "--dashboard-address", "127.0.0.1:0", "--scheduler-file", info], "scheduler",
             )  # fmt: skip
-            _wait_for_port(port, self.scheduler)
+            self.address = _scheduler_address(info, self.scheduler)
             for i in range(self.n_workers):
                 self.nannies.append(
                     self._start(
@@ -238,7 +241,7 @@ class LocalCluster:
             from distributed import Client
 
             with Client(self.address, timeout=30, set_as_default=False) as client:
-                client.wait_for_workers(self.n_workers, timeout=60)
+                client.wait_for_workers(self.n_workers, timeout=120)
         except BaseException:
             self.__exit__()
             raise
@@ -258,6 +261,8 @@ class LocalCluster:
 
         _stop(self.nannies)
         _stop([self.scheduler] if self.scheduler is not None else [])
+        if hasattr(self, "_folder"):
+            self._folder.cleanup()
         for leftover in set(glob.glob("/dev/shm/sem.mp-*")) - self._semaphores:
             Path(leftover).unlink(missing_ok=True)  # left by SIGKILLed worker trees
 
@@ -274,26 +279,19 @@ class LocalCluster:
         return total
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for_port(port: int, process: Any, seconds: float = 60) -> None:
-    import socket
+def _scheduler_address(info: Any, process: Any, seconds: float = 60) -> str:
+    """The address a scheduler wrote to its ``--scheduler-file`` once it listens."""
+    import json
 
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise BenchError(f"dask exited with {process.returncode} before listening")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise BenchError(f"nothing listens on 127.0.0.1:{port} after {seconds:g} s")
+            raise BenchError(f"dask scheduler exited with {process.returncode} before listening")
+        try:
+            return json.loads(info.read_text())["address"]
+        except (OSError, ValueError, KeyError):
+            time.sleep(0.2)  # not written yet, or half written
+    raise BenchError(f"dask scheduler wrote no address to {info} in {seconds:g} s")
 
 
 def _stop(processes: list[Any]) -> None:

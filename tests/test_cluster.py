@@ -160,19 +160,29 @@ def test_nothing_listens_beyond_loopback(cluster: LocalCluster) -> None:
 
 @pytest.fixture
 def mlflow_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """``mlflow server`` on 127.0.0.1 with a SQLite store and an artifact proxy to a folder."""
-    port = _free_port()
+    """``mlflow server`` on 127.0.0.1 with a SQLite store and an artifact proxy to a folder.
+
+    Its port is picked here and may be taken by another process before the server binds it:
+    then the server exits, and it is started again on another port (three tries)."""
     artifacts = tmp_path / "server-artifacts"
-    server = subprocess.Popen(
-        [BIN / "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
-        env=_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"),
-        stdout=_log(tmp_path / "server.log"), stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )  # fmt: skip
+    for attempt in range(3):
+        port = _free_port()
+        server = subprocess.Popen(
+            [BIN / "mlflow", "server", "--backend-store-uri",
+             f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination", str(artifacts),
+             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            env=_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"),
+            stdout=_log(tmp_path / f"server-{attempt}.log"), stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        try:
+            _wait_for_port(port, server, seconds=120)
+            break
+        except AssertionError:  # exited: its port was taken
+            server.wait()
+    else:
+        pytest.fail(f"mlflow server did not start in 3 tries; see {tmp_path}/server-*.log")
     try:
-        _wait_for_port(port, server, seconds=120)
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
