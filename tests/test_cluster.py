@@ -266,6 +266,36 @@ def test_a_study_runs_its_workers_on_the_cluster(
     assert sorted(int(t["tags"]["bench.trial_number"]) for t in trials) == list(range(8))
 
 
+def _two_drivers_split(
+    argv: list[str], suite: str, jobs: int, uri: str | None = None
+) -> list[tuple[str, str]]:
+    """Start two ``bench run`` commands at once; both succeed (no traceback from MLflow's
+    schema set-up), together they finish each of the suite's ``jobs`` once, and the store
+    holds one FINISHED run per job key."""
+    drivers = [_driver(*argv), _driver(*argv)]
+    outputs = [d.communicate(timeout=300) for d in drivers]
+    for driver, (_, err) in zip(drivers, outputs, strict=True):
+        assert driver.returncode == 0, err
+        assert "Traceback" not in err
+    assert sum(int(out.split(" job(s) finished")[0].split()[-1]) for out, _ in outputs) == jobs
+    keys = _keys(suite, uri)
+    assert len(keys) == jobs and set(keys.values()) == {1}
+    assert {status for _, status in keys} == {"FINISHED"}
+    return outputs
+
+
+def test_two_runs_on_one_fresh_store_split_the_jobs(tabular_gtzan: Path, tmp_path: Path) -> None:
+    """Two commands started at once on a fresh ./mlflow.db: neither crashes in MLflow's schema
+    set-up, and every job is trained and logged once, by one of them."""
+    models = (
+        '[[models]]\nname = "napper"\nparams = { seconds = 1.0 }\n[[models]]\nname = "logreg"\n'
+    )
+    suite = write_suite(tmp_path / "shared.toml", models, folds=3)
+    argv = ["run", "--suite", str(suite), "--data-dir", str(tabular_gtzan), "--workers", "1",
+            "--no-report"]  # fmt: skip
+    _two_drivers_split(argv, "shared", 6)
+
+
 def test_two_runs_on_one_fresh_postgresql_store_split_the_jobs(
     postgres_url: str, tabular_gtzan: Path, tmp_path: Path
 ) -> None:
@@ -284,14 +314,7 @@ def test_two_runs_on_one_fresh_postgresql_store_split_the_jobs(
     suite = write_suite(tmp_path / "pg.toml", models, folds=4)
     argv = ["run", "--suite", str(suite), "--data-dir", str(tabular_gtzan), "--workers", "1",
             "--no-report", "--tracking-uri", uri]  # fmt: skip
-    drivers = [_driver(*argv), _driver(*argv)]
-    outputs = [d.communicate(timeout=300) for d in drivers]
-    for driver, (_, err) in zip(drivers, outputs, strict=True):
-        assert driver.returncode == 0, err
-    assert sum(int(out.split(" job(s) finished")[0].split()[-1]) for out, _ in outputs) == 4
-    keys = _keys("pg", uri)
-    assert len(keys) == 4 and set(keys.values()) == {1}
-    assert {status for _, status in keys} == {"FINISHED"}
+    outputs = _two_drivers_split(argv, "pg", 4, uri)
     assert "bench:***@" in outputs[0][0] and "bench:bench@" not in outputs[0][0]
 
 
@@ -340,12 +363,5 @@ def test_two_runs_on_one_mlflow_server_split_the_jobs(
     suite = write_suite(tmp_path / "srv.toml", models, folds=4)
     argv = ["run", "--suite", str(suite), "--data-dir", str(tabular_gtzan), "--workers", "1",
             "--no-report", "--tracking-uri", url]  # fmt: skip
-    drivers = [_driver(*argv), _driver(*argv)]
-    outputs = [d.communicate(timeout=300) for d in drivers]
-    for driver, (_, err) in zip(drivers, outputs, strict=True):
-        assert driver.returncode == 0, err
-    assert sum(int(out.split(" job(s) finished")[0].split()[-1]) for out, _ in outputs) == 4
-    keys = _keys("srv", url)
-    assert len(keys) == 4 and set(keys.values()) == {1}
-    assert {status for _, status in keys} == {"FINISHED"}
+    _two_drivers_split(argv, "srv", 4, url)
     assert MlflowClient(url).search_registered_models() == []  # every claim freed

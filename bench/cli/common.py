@@ -59,3 +59,22 @@ def options_from(cls: type, args: argparse.Namespace, **given: Any) -> Any:
 
     known = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
     return cls(**{**known, **given})
+
+
+class LazyBar:
+    """A progress bar on stderr, made on first use (when its total is known), closed on exit."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def start(self, total: int, desc: str, unit: str) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr)

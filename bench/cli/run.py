@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
 from bench.cli.common import (
+    LazyBar,
     cluster_arg,
     default_workers,
     interactive,
@@ -93,24 +93,16 @@ def _header(ready) -> str:
     return "\n".join(lines)
 
 
-class _JobBar:
+class _JobBar(LazyBar):
     """A progress bar over the jobs, with each one's outcome; failures logged as they end."""
 
     def __init__(self, name: str) -> None:
-        self.name, self.bar = name, None
-
-    def __enter__(self) -> _JobBar:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        super().__init__()
+        self.name = name
 
     def update(self, result, total: int) -> None:
-        from tqdm import tqdm
-
         if result is None:
-            self.bar = tqdm(total=total, desc=self.name, unit="job", file=sys.stderr)
+            self.start(total, self.name, "job")
             return
         from bench.runner import ELSEWHERE
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from bench.cli.common import (
+    LazyBar,
     cluster_arg,
     default_workers,
     interactive,
@@ -126,26 +127,17 @@ def _summary(request, result) -> str:
     return "\n".join(lines)
 
 
-class _TrialBar:
+class _TrialBar(LazyBar):
     """A progress bar over the study's trials with the best value so far."""
 
     def __init__(self, request) -> None:
-        self.request, self.bar = request, None
-
-    def __enter__(self) -> _TrialBar:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        super().__init__()
+        self.request = request
 
     def update(self, state) -> None:
-        from tqdm import tqdm
-
         trials = self.request.trials
         if self.bar is None:
-            desc = f"tune {self.request.model}"
-            self.bar = tqdm(total=trials, desc=desc, unit="trial", file=sys.stderr)
+            self.start(trials, f"tune {self.request.model}", "trial")
         self.bar.n = min(state.done, trials)
         best = "—" if state.best_value is None else f"{state.best_value:.4f}"
         self.bar.set_postfix_str(
