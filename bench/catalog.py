@@ -17,6 +17,7 @@ from bench.environment import cache_home, data_home
 from bench.errors import DataError
 from bench.locks import file_lock
 from bench.suites import DatasetSpec
+from bench.tracking import DataRef
 
 log = logging.getLogger(__name__)
 
@@ -130,3 +131,16 @@ def _computed(spec: DatasetSpec, data_dir: Path | None, progress: bool) -> Datas
     if not root.is_dir():
         raise DataError(f"{root}: data directory does not exist; pass --data-dir")
     return computed_dataset(root, spec.segment, spec.kind, spec.vote, progress=progress)
+
+
+def data_ref(dataset: Dataset) -> DataRef:
+    """What MLflow records of ``dataset`` as a run's input."""
+    return DataRef(
+        name=dataset.name,
+        digest=dataset.fingerprint,
+        source=str(dataset.root),
+        columns=tuple(str(c) for c in dataset.features.columns),
+        classes=tuple(dataset.classes),
+        rows=len(dataset),
+        tracks=dataset.n_tracks,
+    )

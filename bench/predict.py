@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from bench import artifacts
 from bench.errors import BenchError
+from bench.models.columns import AUDIO_COLUMN
+from bench.served import ServedModel
 
 log = logging.getLogger(__name__)
 
@@ -23,55 +25,44 @@ class Prediction:
     error: str | None = None
 
 
-def load_logged_model(run_id: str, tracking_uri: str | None = None) -> tuple[Any, dict[str, Any]]:
-    """The fitted model of a job run and its model card, from MLflow."""
-    from bench.tracking import download_run_files
+def load_logged_model(ref: str, tracking_uri: str | None = None) -> ServedModel:
+    """A model bench logged, by job run id, ``runs:/<id>/model`` or ``models:/NAME@alias``:
+    its MLmodel checked first, then its skops file through the type allowlist."""
+    from bench.tracking import download_model
 
     with tempfile.TemporaryDirectory(prefix="bench-predict-") as tmp:
-        files = download_run_files(
-            run_id, [artifacts.MODEL_FILE, artifacts.CARD_FILE], Path(tmp), tracking_uri
-        )
-        return artifacts.load_model(files[0]), artifacts.read_card(files[1])
+        return ServedModel.load(download_model(ref, Path(tmp), tracking_uri))
 
 
-def predict_files(
-    model: Any, card: dict[str, Any], paths: list[Path], top_k: int = 3
-) -> list[Prediction]:
-    """Top-k genres per file. A file ``bench run`` would skip (unreadable, empty, truncated)
-    is skipped here too, with the reason, and the others go on; a repaired one (NaN samples,
-    stereo, another rate) is read the way training read it, with a warning."""
+def predict_files(model: ServedModel, paths: list[Path], top_k: int = 3) -> list[Prediction]:
+    """Top-k genres per file (every genre with ``top_k=0``). A file ``bench run`` would skip
+    (unreadable, empty, truncated) is skipped here too, with the reason, and the others go on;
+    a repaired one (NaN samples, stereo, another rate) is read the way training read it, with a
+    warning."""
     from bench.data.gtzan import load_audio
 
-    classes = np.asarray(card["classes"])
     results = []
     for path in paths:
         try:
             wave = load_audio(path)
-            proba = model.predict_proba(_inputs(card, path, wave))[0]
+            proba = model.predict(model_frame(model.card, path, wave)).iloc[0]
         except BenchError as exc:
             log.warning("skipping %s", exc)
             results.append(Prediction(path, [], str(exc)))
             continue
-        order = np.argsort(proba)[::-1][:top_k]
-        labels = classes[np.asarray(model.classes_)[order]]
-        top = [(str(c), float(proba[i])) for c, i in zip(labels, order, strict=True)]
-        results.append(Prediction(path, top))
+        ranked = proba.sort_values(ascending=False, kind="stable")
+        ranked = ranked if top_k == 0 else ranked[:top_k]
+        results.append(Prediction(path, [(str(c), float(p)) for c, p in ranked.items()]))
     return results
 
 
-def _inputs(card: dict[str, Any], path: Path, wave: np.ndarray) -> Any:
-    kind = card["input_kind"]
-    if kind == "audio":
-        return np.array([str(path)], dtype=object)
-    features = _features_for(card, wave)
-    if kind == "tabular":
-        return features
-    import pandas as pd
-
-    from bench.models.columns import AUDIO_COLUMN
-
-    frame = pd.DataFrame(features, columns=card["feature_columns"])
-    frame[AUDIO_COLUMN] = str(path)
+def model_frame(card: dict[str, Any], path: Path, wave: np.ndarray) -> pd.DataFrame:
+    """The one-row input a logged model takes for one clip (what its MLflow signature says)."""
+    frame = pd.DataFrame(index=[0])
+    if card["input_kind"] != "audio":
+        frame = pd.DataFrame(_features_for(card, wave), columns=card["feature_columns"])
+    if card["input_kind"] != "tabular":
+        frame[AUDIO_COLUMN] = str(path)
     return frame
 
 

@@ -195,7 +195,8 @@ def write_report(suite: str, tracker: Tracker, out_dir: Path, fmt: str = "md") -
         old.unlink()
     with tempfile.TemporaryDirectory(prefix="bench-report-") as scratch:
         files = _RunFiles(tracker, Path(scratch))
-        blocks = leaderboard_blocks(suite, rows, tracker.display, skips, files, folder)
+        promoted = tracker.promotions()
+        blocks = leaderboard_blocks(suite, rows, tracker.display, skips, files, folder, promoted)
         return _write(blocks, folder, f"bench leaderboard: {suite}", fmt)
 
 
@@ -206,7 +207,10 @@ def leaderboard_blocks(
     skips: dict[tuple[str, str], str],
     files: _RunFiles,
     folder: Path,
+    promoted: dict[str, list[str]] | None = None,
 ) -> list[Block]:
+    """``promoted``: job run id -> registered versions made from it (`bench promote`)."""
+    promoted = promoted or {}
     blocks: list[Block] = [
         Heading(1, f"Leaderboard: `{suite}`"),
         Text(
@@ -227,7 +231,8 @@ def leaderboard_blocks(
         slug = protocol.replace(":", "-")
         ranking = Ranking.of(group)
         blocks += [Heading(2, f"Protocol: {title} (`{protocol}`)")]
-        blocks += [Text(f"**Leaderboard**, {where}."), _leaderboard_table(ranking)]
+        blocks += [Text(f"**Leaderboard**, {where}."), _leaderboard_table(ranking, promoted)]
+        blocks += _promoted_blocks(group, promoted)
         blocks += _significance_blocks(ranking, where, files)
         blocks += _per_class_blocks(ranking, where, files, folder / f"confusion-{slug}.png")
         blocks += _pareto_blocks(ranking, where, folder / f"accuracy-vs-fit-{slug}.png")
@@ -249,7 +254,20 @@ def leaderboard_blocks(
     return blocks
 
 
-def _leaderboard_table(ranking: Ranking) -> Table:
+def _promoted_blocks(group: list[Row], promoted: dict[str, list[str]]) -> list[Block]:
+    lines = [
+        f"`{version}` is {row.label} on {fold} (run `{run_id[:8]}`)"
+        for row in group
+        for fold, run_id in zip(row.fold_names, row.run_ids, strict=True)
+        for version in promoted.get(run_id, [])
+    ]
+    if not lines:
+        return []
+    intro = "**Promoted** to the MLflow Model Registry (`bench promote`): "
+    return [Text(intro + "; ".join(lines))]
+
+
+def _leaderboard_table(ranking: Ranking, promoted: dict[str, list[str]] | None = None) -> Table:
     header = [
         "rank", "model", "params", "family", "accuracy", "95% CI", "macro-F1", "balanced acc.",
         "log loss", "fit s", "predict ms/item", "test tracks", "folds ok/failed", "runs",
@@ -273,7 +291,10 @@ def _leaderboard_table(ranking: Ranking) -> Table:
             ]
         else:
             scores = ["—"] * 8
-        runs = " ".join(f"`{r[:8]}`" for r in row.run_ids)
+        runs = " ".join(
+            f"`{r[:8]}`" + "".join(f" (promoted: {v})" for v in (promoted or {}).get(r, []))
+            for r in row.run_ids
+        )
         folds = f"{row.folds_finished}/{len(row.failed_folds)}"
         body.append([rank, row.model, row.variant, row.family, *scores, folds, runs])
     return Table(header, body, "rlllrrrrrrrrrl")

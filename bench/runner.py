@@ -28,7 +28,7 @@ from bench.data.splits import DevSplit, Fold, make_folds
 from bench.environment import pid_alive, resolve_device
 from bench.evaluate import model_inputs, score_fold, servable_folds, with_resources
 from bench.suites import Suite
-from bench.tracking import Status, Tag, Tracker, run_tags
+from bench.tracking import MODEL_DIR, Status, Tag, Tracker, run_tags
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,8 @@ class RunOptions:
     """Show a progress bar while the dataset loads."""
     cluster: str | None = None
     """A Dask scheduler's address (else ``$BENCH_CLUSTER``; neither: local processes)."""
+    system_metrics: bool = False
+    """Record MLflow's system metrics (CPU, memory, GPU) on each job's run."""
 
 
 @dataclass
@@ -145,10 +147,17 @@ def prepare(options: RunOptions) -> Prepared:
     dev = None
     if options.tuned:
         suite, dev = apply_tuned(suite, dataset)
-    tracker = Tracker(suite.name, options.tracking_uri)
     from bench.cluster import connect_cluster
 
-    return Prepared(suite, dataset, tracker, dev, connect_cluster(options.cluster))
+    cluster = connect_cluster(options.cluster)
+    if options.system_metrics and cluster is not None:
+        cluster.close()
+        raise BenchError(
+            "--system-metrics is sampled by the command that claims the jobs, so on a cluster it "
+            "would measure this machine, not the workers; run without --cluster to record it"
+        )
+    tracker = Tracker(suite.name, options.tracking_uri, system_metrics=options.system_metrics)
+    return Prepared(suite, dataset, tracker, dev, cluster)
 
 
 def plan_jobs(
@@ -246,11 +255,16 @@ def run_suite(
         Tag.COMMAND: command,
         **run_tags(),
     }
+    n_folds = len({j.fold.name for j in jobs})
     parent = tracker.start_parent(
         f"{suite.name} {time.strftime('%Y-%m-%d %H:%M:%S')}",
+        description=f"`{command or 'bench run --suite ' + suite.name}`: "
+        f"{len(suite.models)} model(s) x {n_folds} fold(s) on {dataset.name} ({description}). "
+        "Each child run is one (model, fold) job with its metrics, logged model and "
+        f"predictions; the leaderboard is `bench report --suite {suite.name}`.",
         params={
             "models": ",".join(sorted({m.name for m in suite.models})),
-            "folds": len({j.fold.name for j in jobs}),
+            "folds": n_folds,
             "n_rows": len(dataset),
             "n_tracks": dataset.n_tracks,
             "workers": workers,
@@ -261,6 +275,10 @@ def run_suite(
             **({Tag.DROPPED: json.dumps(dataset.dropped)} if dataset.dropped else {}),
         },
     )
+    from bench.catalog import data_ref
+
+    data = data_ref(dataset)
+    tracker.log_dataset(parent, data, "suite")
     summary = RunSummary(parent, skipped=len(jobs) - len(pending), skipped_models=skipped_models)
     for name, reason in skipped_models.items():
         log.warning("skipping %s: %s", name, reason)
@@ -272,7 +290,15 @@ def run_suite(
 
     def claimed() -> Iterator[Job]:
         for job in pending:
-            run_id = tracker.claim_job(parent, job.name, job.key, _job_tags(job, tags))
+            run_id = tracker.claim_job(
+                parent,
+                job.name,
+                job.key,
+                _job_tags(job, tags),
+                description=f"{job.model} ({job.family}) on {job.fold.name} of {description}: "
+                f"fitted on {len(job.fold.train)} rows, scored on {len(job.fold.test)}.",
+                data=data,
+            )
             if run_id is None:  # finished or running under another command meanwhile
                 summary.elsewhere += 1
                 if on_job:
@@ -520,17 +546,7 @@ def _fit_and_score(
     model = job.factory(**with_resources(accepted, job.params, threads, str(checkpoints)))
     score = score_fold(model, dataset, model_inputs(dataset, job.input_kind), job.fold)
     metrics, ids, y_true, proba = score.metrics, score.ids, score.y_true, score.proba
-    artifacts.save_model(model, out / artifacts.MODEL_FILE)
-    artifacts.write_card(
-        out / artifacts.CARD_FILE,
-        model=job.model,
-        family=job.family,
-        input_kind=job.input_kind,
-        classes=list(dataset.classes),
-        feature_columns=list(dataset.features.columns),
-        dataset=dataset.name,
-        fold=job.fold.name,
-    )
+    _save_model(model, job, dataset, out / MODEL_DIR)
     if checkpoints.is_dir():
         shutil.copytree(checkpoints, out / "checkpoints")
     artifacts.write_predictions(
@@ -547,6 +563,31 @@ def _fit_and_score(
     if hasattr(final, "resumed_from_epoch_"):
         metrics["resumed_from_epoch"] = final.resumed_from_epoch_
     return metrics, list(getattr(final, "history_", []))
+
+
+def _save_model(model: Any, job: Job, dataset: Dataset, folder: Path) -> None:
+    """The fitted model and its card, which ``bench predict`` and MLflow's loader
+    (:mod:`bench.served`) read; the first test clip is the MLflow input example."""
+    from bench.served import input_example
+
+    folder.mkdir()
+    artifacts.save_model(model, folder / artifacts.MODEL_FILE)
+    card = {
+        "model": job.model,
+        "family": job.family,
+        "input_kind": job.input_kind,
+        "classes": list(dataset.classes),
+        "outputs": [dataset.classes[int(c)] for c in model.classes_],
+        "feature_columns": [str(c) for c in dataset.features.columns],
+        "dataset": dataset.name,
+        "fold": job.fold.name,
+    }
+    first = int(job.fold.test[0])
+    audio = dataset.audio.get(dataset.tracks[first])
+    card["input_example"] = input_example(
+        card, dataset.features.iloc[first].tolist(), str(audio) if audio else None
+    )
+    artifacts.write_card(folder / artifacts.CARD_FILE, **card)
 
 
 def checkpoint_dir(job: Job) -> Path:

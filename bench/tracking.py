@@ -6,9 +6,15 @@ trial. Jobs are identified by a ``bench.job_key`` tag (model, fold, config
 hash) so a re-run can skip what already FINISHED. The default store is SQLite ``./mlflow.db``:
 embedded, no server, and what ``mlflow ui --backend-store-uri sqlite:///mlflow.db`` reads.
 
-Why one module (~470 lines): it is the only module that imports MLflow (an import-linter
-contract), so the store's schema (every ``bench.*`` tag in :class:`Tag`, the typed
-:class:`JobRecord` and :class:`TrialRecord`) and every read and write of it live here.
+Each job's fitted model is logged as an MLflow model (``runs:/<run id>/model``) whose loader
+is :mod:`bench.served`; :func:`promote` registers one, :func:`download_model` fetches one for
+``bench predict`` after checking its MLmodel. Each run gets its dataset as an MLflow dataset
+input, a description, and, when asked, MLflow's system metrics.
+
+Why one module (~980 lines): it is the only module that imports MLflow (an import-linter
+contract, and the issue that asked for logged models kept it), so the store's schema (every
+``bench.*`` tag in :class:`Tag`, the typed :class:`JobRecord` and :class:`TrialRecord`), the
+model flavour's MLmodel, the registry and every read and write of them live here.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from bench.redact import mask
 log = logging.getLogger(__name__)
 
 DEFAULT_URI = "sqlite:///mlflow.db"
+_KIND_VALUE = "custom_model_development"
 
 
 class Tag:
@@ -66,6 +73,11 @@ class Tag:
     PRUNED_STEP, OWNER, PARAMS = "bench.pruned_step", "bench.owner", "bench.params"
     HEARTBEAT = "bench.heartbeat"
     """Unix time a command last said its claimed job is still running."""
+    # MLflow's own names that bench sets
+    DESCRIPTION = "mlflow.note.content"
+    """A run's (or experiment's) description, as the UI shows it."""
+    EXPERIMENT_KIND = "mlflow.experimentKind"
+    """What MLflow 3's UI opens an experiment as; bench's are ``custom_model_development``."""
 
 
 JOB, PARENT, SKIP, STUDY, TRIAL = "job", "parent", "skip", "study", "trial"
@@ -186,6 +198,35 @@ class TrialRecord:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class DataRef:
+    """A dataset as MLflow records it on a run: its name, bench's data fingerprint as the digest,
+    where it was read from, and its schema (the feature columns, plus the label and its
+    classes)."""
+
+    name: str
+    digest: str
+    source: str
+    columns: tuple[str, ...]
+    classes: tuple[str, ...]
+    rows: int
+    tracks: int
+
+
+MODEL_NAME = "model"
+"""The name of a job's logged MLflow model (``runs:/<run id>/model``)."""
+PYFUNC_LOADER = "bench.served"
+"""The ``loader_module`` of every model bench logs; the only one bench will load."""
+MODEL_DIR = "model"
+"""The folder of a job's artifacts holding its model (``model.skops``, ``model_card.json``):
+logged as the MLflow model, not as plain run artifacts."""
+_DATA_DIR = "data"
+_CLAIM_PREFIX = "bench-claim-"
+_MODEL_FILES = frozenset({"model.skops", "model_card.json"})
+SYSTEM_METRICS_SECONDS = 5.0
+"""How often ``--system-metrics`` samples CPU, memory (and GPU where present)."""
+
+
 def resolve_uri(uri: str | None = None) -> str:
     """``--tracking-uri``, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``.
 
@@ -223,7 +264,9 @@ def experiment_name(suite: str) -> str:
 class Tracker:
     """Writes and reads one suite's runs."""
 
-    def __init__(self, suite: str, uri: str | None = None, create: bool = True) -> None:
+    def __init__(
+        self, suite: str, uri: str | None = None, create: bool = True, system_metrics: bool = False
+    ) -> None:
         from mlflow.exceptions import MlflowException
         from mlflow.tracking import MlflowClient
 
@@ -235,6 +278,9 @@ class Tracker:
         self._engine = None
         self._claim_models: dict[str, str] = {}
         """Claim run id -> the registered model holding its job key (on an MLflow server)."""
+        self.system_metrics = system_metrics
+        """Record MLflow's system metrics on each job (and study) run while it is open."""
+        self._monitors: dict[str, Any] = {}
         name = experiment_name(suite)
         try:
             # Opening a fresh SQLite or PostgreSQL store migrates its schema: two commands
@@ -250,6 +296,10 @@ class Tracker:
                     )
                 else:
                     self.experiment_id = experiment.experiment_id
+                    if create and experiment.tags.get(Tag.EXPERIMENT_KIND) != _KIND_VALUE:
+                        self.client.set_experiment_tag(
+                            self.experiment_id, Tag.EXPERIMENT_KIND, _KIND_VALUE
+                        )
         except MlflowException as exc:
             message = str(exc).splitlines()[0]
             raise BenchError(f"MLflow store {self.display} is not usable: {message}") from None
@@ -259,8 +309,15 @@ class Tracker:
         have created it a moment ago: then that one is used."""
         from mlflow.exceptions import MlflowException
 
+        tags = {
+            Tag.EXPERIMENT_KIND: _KIND_VALUE,
+            Tag.DESCRIPTION: f"bench suite `{name[len('bench/') :]}`: one parent run per "
+            "`bench run` (its children are the (model, fold) jobs) and per `bench tune` study "
+            "(its children are the trials). The leaderboard: `bench report --suite "
+            f"{name[len('bench/') :]}`.",
+        }
         try:
-            return self.client.create_experiment(name)
+            return self.client.create_experiment(name, tags=tags)
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
@@ -303,9 +360,12 @@ class Tracker:
         runs = self._search(f"tags.`{KIND}` = '{JOB}' and attributes.status = '{Status.FINISHED}'")
         return {run.data.tags[Tag.JOB_KEY] for run in runs}
 
-    def start_parent(self, name: str, params: Mapping[str, Any], tags: Mapping[str, str]) -> str:
+    def start_parent(
+        self, name: str, params: Mapping[str, Any], tags: Mapping[str, str], description: str = ""
+    ) -> str:
         all_tags = {
             _RUN_NAME: name,
+            **({Tag.DESCRIPTION: description} if description else {}),
             KIND: PARENT,
             Tag.HOST: socket.gethostname(),
             Tag.PID: str(os.getpid()),
@@ -327,7 +387,15 @@ class Tracker:
             self.client.log_artifact(run_id, str(path))
         self.client.set_terminated(run_id, status)
 
-    def claim_job(self, parent_id: str, name: str, key: str, tags: Mapping[str, str]) -> str | None:
+    def claim_job(
+        self,
+        parent_id: str,
+        name: str,
+        key: str,
+        tags: Mapping[str, str],
+        description: str = "",
+        data: DataRef | None = None,
+    ) -> str | None:
         """Claim job ``key`` for this command: a RUNNING child run of ``parent_id`` carrying
         the key, made before the job starts. None when the job is FINISHED or claimed by a live
         command already (its claim is reaped first when that command died).
@@ -336,16 +404,25 @@ class Tracker:
         MLflow server, which has no lock, under a registered model named after the job key,
         which the server creates for one command only (names are unique there) and which is
         deleted when the job is recorded.
+
+        ``data``: the job's training data, logged as the run's dataset input (context
+        ``train``). With :attr:`system_metrics`, sampling starts on the run here and stops
+        when it is finished or released.
         """
+        extra = {Tag.JOB_KEY: key, Tag.HEARTBEAT: _now()}
+        if description:
+            extra[Tag.DESCRIPTION] = description
         with self.store_lock("claims"), self._server_claim(key) as held:
             if not held or self._taken(key):
                 return None
-            run_id = self._child(
-                parent_id, name, JOB, {**tags, Tag.JOB_KEY: key, Tag.HEARTBEAT: _now()}
-            )
+            run_id = self._child(parent_id, name, JOB, {**tags, **extra})
             if held is not True:
                 self._claim_models[run_id] = held
-            return run_id
+        if data is not None:
+            self.log_dataset(run_id, data, "train")
+        if self.system_metrics:
+            self._monitors[run_id] = start_system_metrics(self.uri, run_id)
+        return run_id
 
     @contextlib.contextmanager
     def _server_claim(self, key: str) -> Iterator[str | bool]:
@@ -358,7 +435,7 @@ class Tracker:
             yield True
             return
         digest = hashlib.sha256(f"{self.experiment_id}|{key}".encode()).hexdigest()[:32]
-        model = f"bench-claim-{digest}"
+        model = f"{_CLAIM_PREFIX}{digest}"
         owner = {Tag.HOST: socket.gethostname(), Tag.PID: str(os.getpid()), Tag.HEARTBEAT: _now()}
         for _ in range(2):
             try:
@@ -402,6 +479,9 @@ class Tracker:
 
     def release(self, run_id: str, status: str = Status.KILLED) -> None:
         """End a claim run (``KILLED``: the job may be claimed again) and free its key."""
+        monitor = self._monitors.pop(run_id, None)
+        if monitor is not None:
+            monitor.finish()
         self.client.set_terminated(run_id, status)
         model = self._claim_models.pop(run_id, None)
         if model is not None:
@@ -421,6 +501,8 @@ class Tracker:
         """Record a claimed job's outcome on its run and end it.
 
         ``history`` holds per-epoch metrics of torch models, logged with the epoch as step.
+        ``artifacts``: the job's folder; its :data:`MODEL_DIR` is logged as the run's MLflow
+        model (after the metrics, which MLflow then links to the model), the rest as files.
         """
         if error:
             self.client.set_tag(run_id, Tag.ERROR, mask(error[:5000]))
@@ -430,8 +512,49 @@ class Tracker:
             values = {f"epoch_{k}": v for k, v in epoch.items() if k != "epoch"}
             self._log(run_id, metrics=values, step=step)
         if artifacts is not None and artifacts.is_dir():
-            self.client.log_artifacts(run_id, str(artifacts))
+            _log_job_folder(self.client, self.uri, run_id, artifacts)
         self.release(run_id, status)  # recorded before the key is freed
+
+    def log_dataset(self, run_id: str, data: DataRef, context: str, **profile: Any) -> None:
+        """``data`` as the run's MLflow dataset input, with ``context`` (``train``, ``suite``,
+        ``tuning``). MLflow links one dataset to a run once, under one context: a job's test
+        side is described by the run's fold tag and its ``n_test`` param."""
+        import json
+
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        schema = [{"type": "double", "name": str(c), "required": True} for c in data.columns]
+        schema.append({"type": "string", "name": "label", "required": True})
+        dataset = Dataset(
+            name=data.name,
+            digest=data.digest,
+            source_type="local",
+            source=json.dumps({"uri": mask(data.source)}),
+            schema=json.dumps({"mlflow_colspec": schema}),
+            profile=json.dumps(
+                {"num_rows": data.rows, "tracks": data.tracks, "classes": list(data.classes)}
+                | profile
+            ),
+        )
+        tags = [InputTag("mlflow.data.context", context)]
+        self.client.log_inputs(run_id, datasets=[DatasetInput(dataset, tags=tags)])
+
+    def promotions(self) -> dict[str, list[str]]:
+        """Job run id -> the registered model versions made from it (``NAME v3 @champion``),
+        for the leaderboard."""
+        found: dict[str, list[str]] = {}
+        for model in self.client.search_registered_models(max_results=1000):
+            if model.name.startswith(_CLAIM_PREFIX):
+                continue
+            aliases: dict[str, list[str]] = {}
+            for alias, version in (model.aliases or {}).items():
+                aliases.setdefault(str(version), []).append(alias)
+            for version in self.client.search_model_versions(f"name = '{model.name}'"):
+                labels = "".join(f" @{a}" for a in sorted(aliases.get(str(version.version), [])))
+                found.setdefault(version.run_id, []).append(
+                    f"{model.name} v{version.version}{labels}"
+                )
+        return found
 
     def log_skip(self, parent_id: str, model: str, reason: str, tags: Mapping[str, str]) -> None:
         """A model the suite lists but could not run on this data, with the reason."""
@@ -468,6 +591,12 @@ class Tracker:
         self._log(run.info.run_id, params=params)
         return run.info.run_id
 
+    def watch(self, run_id: str) -> None:
+        """With :attr:`system_metrics`: sample system metrics on ``run_id`` (a study's parent)
+        until :meth:`end_study` or :meth:`release` ends it."""
+        if self.system_metrics and run_id not in self._monitors:
+            self._monitors[run_id] = start_system_metrics(self.uri, run_id)
+
     def logged_trials(self, parent_id: str) -> set[int]:
         runs = self._search(f"tags.`{KIND}` = '{TRIAL}' and tags.`{_PARENT_RUN}` = '{parent_id}'")
         return {int(run.data.tags[Tag.TRIAL_NUMBER]) for run in runs}
@@ -497,6 +626,9 @@ class Tracker:
     ) -> None:
         """Close a study's parent run; best parameters go in as tags (a continued study's best
         changes, and MLflow params cannot)."""
+        monitor = self._monitors.pop(run_id, None)
+        if monitor is not None:
+            monitor.finish()
         self._log(run_id, metrics=metrics)
         for key, value in _masked(tags).items():
             self.client.set_tag(run_id, key, value)
@@ -599,25 +731,262 @@ def _flat(run: Any) -> dict[str, Any]:
 
 
 def upload_artifacts(uri: str, run_id: str, folder: Path) -> None:
-    """A job's artifacts, sent by the cluster worker that made them straight to the run on an
-    MLflow server (through its artifact proxy); the driver records everything else."""
+    """A job's artifacts and model, sent by the cluster worker that made them straight to the
+    run on an MLflow server (through its artifact proxy); the driver records everything else."""
     from mlflow.tracking import MlflowClient
 
-    MlflowClient(tracking_uri=uri).log_artifacts(run_id, str(folder))
+    _log_job_folder(MlflowClient(tracking_uri=uri), uri, run_id, folder)
 
 
-def download_run_files(
-    run_id: str, names: list[str], dst: Path, uri: str | None = None
-) -> list[Path]:
-    """Artifacts ``names`` of one run, by run id alone (for ``bench predict``)."""
+def _log_job_folder(client: Any, uri: str, run_id: str, folder: Path) -> None:
+    """A job's folder: :data:`MODEL_DIR` as the run's MLflow model, the rest as run files."""
+    for path in sorted(folder.iterdir()):
+        if path.name == MODEL_DIR and path.is_dir():
+            log_job_model(uri, run_id, path)
+        elif path.is_dir():
+            client.log_artifacts(run_id, str(path), path.name)
+        else:
+            client.log_artifact(run_id, str(path))
+
+
+def log_job_model(uri: str, run_id: str, folder: Path) -> str:
+    """Log ``folder`` (``model.skops`` + ``model_card.json``) as the run's MLflow model, in
+    the run's experiment: a ``python_function`` model whose loader is :data:`PYFUNC_LOADER`,
+    with a signature (the card's inputs, one probability column per genre), the card's input
+    example, and the run's metrics linked to it. Returns the logged model's id.
+
+    No pickle is written: the model stays a skops file, and MLflow imports bench's loader from
+    the installed package when it loads the model.
+    """
+    import json
+    import tempfile
+
+    import mlflow
+    import pandas as pd
+    from mlflow.entities import LoggedModelOutput, LoggedModelStatus, Metric
+    from mlflow.models import Model, ModelSignature
+    from mlflow.tracking import MlflowClient
+    from mlflow.types import ColSpec, Schema
+
+    from bench.environment import git_commit, package_versions
+
+    client = MlflowClient(tracking_uri=uri)
+    run = client.get_run(run_id)
+    card = json.loads((folder / "model_card.json").read_text())
+    kind = card["input_kind"]
+    columns = [ColSpec("double", str(c)) for c in card["feature_columns"] if kind != "audio"]
+    if kind != "tabular":
+        columns.append(ColSpec("string", "audio_path"))
+    outputs = Schema([ColSpec("double", str(c)) for c in card["outputs"]])
+    versions = package_versions()
+    needed = ("torch", "torchaudio", "scikit-learn", "xgboost", "numpy", "mlflow")
+    metadata = {
+        "bench_model": card["model"],
+        "bench_input_kind": kind,
+        "bench_fold": card.get("fold", ""),
+        "bench_git_commit": git_commit(),
+        "bench_classes": list(card["outputs"]),
+    }
+    model = client.create_logged_model(
+        run.info.experiment_id,
+        name=MODEL_NAME,
+        source_run_id=run_id,
+        tags={Tag.MODEL: card["model"], Tag.FOLD: card.get("fold", ""), KIND: JOB},
+        model_type=f"bench {kind} classifier",
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-model-") as tmp:
+        local = Path(tmp) / "model"
+        mlflow.pyfunc.save_model(
+            str(local),
+            loader_module=PYFUNC_LOADER,
+            data_path=str(folder),
+            mlflow_model=Model(
+                artifact_path=model.artifact_location,
+                run_id=run_id,
+                model_uuid=model.model_id,
+                model_id=model.model_id,
+                metadata=metadata,
+            ),
+            signature=ModelSignature(inputs=Schema(columns), outputs=outputs),
+            input_example=pd.DataFrame([card["input_example"]]),
+            pip_requirements=[f"{n}=={versions[n]}" for n in needed if versions[n] != "absent"],
+        )
+        client.log_model_artifacts(model.model_id, str(local))
+    client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step=0)])
+    linked = [
+        Metric(m.key, m.value, m.timestamp, m.step, model_id=model.model_id, run_id=run_id)
+        for m in run.data._metric_objs
+        if m.step == 0
+    ]
+    if linked:
+        client.log_batch(run_id, metrics=linked)
+    client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
+    return model.model_id
+
+
+def start_system_metrics(uri: str, run_id: str, node: str | None = None) -> SystemMetrics:
+    """Sample system metrics on ``run_id`` until ``.finish()``."""
+    return SystemMetrics(uri, run_id, node)
+
+
+class SystemMetrics:
+    """MLflow's system-metrics monitors (CPU, memory, disk, network, and the GPU where
+    nvidia-ml-py finds one) on one run, every :data:`SYSTEM_METRICS_SECONDS` (or
+    ``$MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL``), as ``system/...`` metrics by step.
+
+    The sampling loop is bench's own, around MLflow's monitors and logger: MLflow's loop takes
+    its first sample only after a full interval and is not told when a run ends, so a job
+    shorter than the interval got no metrics at all. Here the last sample is taken when the
+    job ends, so every job has at least one.
+    """
+
+    def __init__(self, uri: str, run_id: str, node: str | None = None) -> None:
+        import threading
+
+        import psutil
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
+        psutil.cpu_percent()  # CPU use is measured since the previous call: start the clock
+        self.monitor = SystemMetricsMonitor(
+            run_id, sampling_interval=SYSTEM_METRICS_SECONDS, node_id=node, tracking_uri=uri
+        )
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="bench-sysmetrics")
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            stopping = self._stop.wait(float(self.monitor.sampling_interval))
+            self.monitor.collect_metrics()
+            self.monitor.publish_metrics(self.monitor.aggregate_metrics())
+            if stopping:
+                return
+
+    def finish(self) -> None:
+        """Take the last sample and write everything held."""
+        self._stop.set()
+        self._thread.join()
+        self.monitor.mlflow_logger.flush()
+
+
+def promote(run_id: str, name: str, alias: str | None, uri: str | None = None) -> str:
+    """Register the logged model of job run ``run_id`` as a new version of ``name`` (created if
+    needed), and point ``alias`` at it. Returns ``NAME vN[ @alias]``."""
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
+    if name.startswith(_CLAIM_PREFIX):
+        raise BenchError(f"model names starting with {_CLAIM_PREFIX!r} are bench's job claims")
     client = MlflowClient(tracking_uri=existing_store(uri))
     try:
-        run = client.get_run(run_id)
-        if run.data.tags.get(KIND) != JOB:
-            raise BenchError(f"run {run_id} is not a (model, fold) job run of bench")
-        return [Path(client.download_artifacts(run_id, name, str(dst))) for name in names]
+        run = _job_run(client, run_id)
+        if run.info.status != Status.FINISHED:
+            raise BenchError(f"run {run_id} is {run.info.status}: only FINISHED jobs are promoted")
+        model_id = _logged_model_id(client, run)
+        tags = {
+            Tag.MODEL: run.data.tags.get(Tag.MODEL, "?"),
+            Tag.FOLD: run.data.tags.get(Tag.FOLD, "?"),
+            Tag.SUITE: run.data.tags.get(Tag.SUITE, "?"),
+        }
+        try:
+            client.create_registered_model(name, description="Promoted with `bench promote`.")
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        version = client.create_model_version(
+            name, source=f"models:/{model_id}", run_id=run_id, tags=tags, model_id=model_id
+        )
+        if alias:
+            client.set_registered_model_alias(name, alias, version.version)
     except MlflowException as exc:
-        raise BenchError(f"run {run_id}: {str(exc).splitlines()[0]}") from None
+        raise BenchError(f"promoting run {run_id}: {str(exc).splitlines()[0]}") from None
+    return f"{name} v{version.version}" + (f" @{alias}" if alias else "")
+
+
+def download_model(ref: str, dst: Path, uri: str | None = None) -> Path:
+    """The folder (``model.skops`` + ``model_card.json``) of a model bench logged, downloaded
+    into ``dst``. ``ref``: a job's run id, ``runs:/<run id>/model``, or a registry URI
+    (``models:/NAME@alias``, ``models:/NAME/3``).
+
+    The model's MLmodel is checked before anything is read: its only flavour must be
+    ``python_function`` with bench's loader (:data:`PYFUNC_LOADER`), no pickled
+    ``python_model``, and its data folder only bench's two files. The skops file itself then
+    goes through the type allowlist (:func:`bench.artifacts.load_model`) when loaded.
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    store = existing_store(uri)
+    client = MlflowClient(tracking_uri=store)
+    try:
+        if ref.startswith("models:/"):
+            source = _registry_source(client, ref)
+        else:
+            run_id = ref.removeprefix("runs:/").split("/", 1)[0]
+            source = f"models:/{_logged_model_id(client, _job_run(client, run_id))}"
+        local = Path(_download(store, source, dst))
+    except MlflowException as exc:
+        raise BenchError(f"{ref}: {str(exc).splitlines()[0]}") from None
+    return _checked_model_folder(local, ref)
+
+
+def _registry_source(client: Any, ref: str) -> str:
+    """``models:/NAME@alias`` or ``models:/NAME/N`` -> the logged model the version points at."""
+    name, _, rest = ref[len("models:/") :].partition("@")
+    if rest:
+        version = client.get_model_version_by_alias(name, rest)
+    else:
+        name, _, number = name.rpartition("/")
+        version = client.get_model_version(name, number)
+    # the MLmodel found there is checked before anything is loaded, wherever it points
+    return f"models:/{version.model_id}" if version.model_id else version.source
+
+
+def _download(uri: str, source: str, dst: Path) -> str:
+    import mlflow
+
+    # never through mlflow.set_tracking_uri: it is process-wide and exported to the environment
+    return mlflow.artifacts.download_artifacts(
+        artifact_uri=source, dst_path=str(dst), tracking_uri=uri, registry_uri=uri
+    )
+
+
+def _checked_model_folder(local: Path, ref: str) -> Path:
+    from mlflow.models import Model
+
+    try:
+        flavors = Model.load(str(local / "MLmodel")).flavors
+    except Exception as exc:  # a missing or malformed MLmodel
+        raise BenchError(f"{ref}: not an MLflow model ({str(exc).splitlines()[0]})") from None
+    pyfunc = flavors.get("python_function", {})
+    if set(flavors) != {"python_function"} or pyfunc.get("loader_module") != PYFUNC_LOADER:
+        raise BenchError(
+            f"{ref}: refusing a model not logged by bench (flavours {sorted(flavors)}, loader "
+            f"{pyfunc.get('loader_module')!r}; bench loads only {PYFUNC_LOADER!r} models)"
+        )
+    if "python_model" in pyfunc or "cloudpickle_version" in pyfunc:
+        raise BenchError(f"{ref}: refusing a pickled python_model")
+    data = (local / str(pyfunc.get("data", ""))).resolve()
+    if not data.is_dir() or not data.is_relative_to(local.resolve()):
+        raise BenchError(f"{ref}: the model's data folder is missing")
+    extra = sorted(p.name for p in data.iterdir()) if data.is_dir() else []
+    unexpected = [name for name in extra if name not in _MODEL_FILES]
+    if unexpected:
+        shown = ", ".join(unexpected)
+        raise BenchError(f"{ref}: refusing unexpected file(s) in the model: {shown}")
+    return data
+
+
+def _job_run(client: Any, run_id: str) -> Any:
+    run = client.get_run(run_id)
+    if run.data.tags.get(KIND) != JOB:
+        raise BenchError(f"run {run_id} is not a (model, fold) job run of bench")
+    return run
+
+
+def _logged_model_id(client: Any, run: Any) -> str:
+    outputs = run.outputs.model_outputs if run.outputs else []
+    if not outputs:
+        raise BenchError(f"run {run.info.run_id} has no logged model (it failed, or predates it)")
+    return outputs[-1].model_id

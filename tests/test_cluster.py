@@ -224,7 +224,10 @@ def test_workers_upload_artifacts_through_an_mlflow_server(
         assert run.info.status == "FINISHED"
         assert run.info.artifact_uri.startswith("mlflow-artifacts:/")
         stored = {p.name for p in artifacts.rglob("*") if run.info.run_id in p.parts}
-        assert {"model.skops", "predictions.csv", "model_card.json"} <= stored, stored
+        assert {"predictions.csv", "confusion_matrix.png"} <= stored, stored
+        model_id = run.outputs.model_outputs[0].model_id  # logged by the worker, proxied
+        stored = {p.name for p in artifacts.rglob("*") if model_id in p.parts}
+        assert {"MLmodel", "model.skops", "model_card.json"} <= stored, stored
     here = {r.data.tags["bench.job_key"]: r.data.metrics for r in job_runs("served")}
     there = {r.data.tags["bench.job_key"]: r.data.metrics for r in runs}
     assert set(here) == set(there)

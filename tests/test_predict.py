@@ -29,14 +29,16 @@ def test_predict_from_wav_equals_prediction_from_the_csv_row(shared_data: Path, 
     correct = sum(Path(p).parent.name == genre for p, genre in top1.items())
     assert correct >= 14  # these tracks are real GTZAN; chance would be 2
 
-    model, card = load_logged_model(run.info.run_id)
+    served = load_logged_model(run.info.run_id)
+    card = served.card
     table = pd.read_csv(gtzan / "features_30_sec.csv").set_index("filename")
-    from_csv = model.predict_proba(
+    from_csv = served.model.predict_proba(
         table.loc[[p.name for p in clips], card["feature_columns"]].to_numpy()
     )
-    from_wav = [dict(r.top) for r in predict_files(model, card, clips, top_k=10)]
+    from_wav = [dict(r.top) for r in predict_files(served, clips, top_k=0)]
     classes = card["classes"]
     for row, probs in zip(from_csv, from_wav, strict=True):
+        assert len(probs) == 10
         np.testing.assert_allclose([probs[c] for c in classes], row, atol=2e-3)
 
 

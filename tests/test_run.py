@@ -49,6 +49,15 @@ def job_runs(suite: str, status: str | None = None) -> list:
     return [r for r in runs if status is None or r.info.status == status]
 
 
+def _download_model(model_id: str, dst: Path) -> str:
+    import mlflow
+
+    uri = resolve_uri()
+    return mlflow.artifacts.download_artifacts(
+        f"models:/{model_id}", dst_path=str(dst), tracking_uri=uri, registry_uri=uri
+    )
+
+
 LOGREG_RF = """
 [[models]]
 name = "logreg"
@@ -81,24 +90,22 @@ def test_run_logs_every_model_and_fold(tabular_gtzan: Path, tmp_path: Path, caps
         assert tags["bench.data_fingerprint"] == ds.fingerprint and tags["bench.device"] == "cpu"
         assert tags["bench.version.scikit-learn"] and tags["bench.git_commit"]
         names = {a.path for a in client.list_artifacts(run.info.run_id)}
-        assert names == {
-            "model.skops",
-            "predictions.csv",
-            "confusion_matrix.png",
-            "model_card.json",
-        }
+        assert names == {"predictions.csv", "confusion_matrix.png"}
+        assert len(run.outputs.model_outputs) == 1  # the fitted model: an MLflow model
     run = runs[0]
     local = Path(client.download_artifacts(run.info.run_id, "", str(tmp_path / "dl")))
+    model_id = run.outputs.model_outputs[0].model_id
+    local_model = Path(_download_model(model_id, tmp_path / "dl-model")) / "data" / "model"
     preds = pd.read_csv(local / "predictions.csv", index_col=0)
     assert len(preds) == int(run.data.params["n_test"]) == 40
     assert (preds["truth"] == preds["predicted"]).mean() == pytest.approx(
         run.data.metrics["accuracy"]
     )
-    model = load_model(local / "model.skops")
+    model = load_model(local_model / "model.skops")
     proba = model.predict_proba(ds.features.loc[preds.index].to_numpy())
     np.testing.assert_allclose(proba, preds.filter(like="proba_").to_numpy(), atol=1e-5)
     assert (local / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
-    card = json.loads((local / "model_card.json").read_text())
+    card = json.loads((local_model / "model_card.json").read_text())
     assert card["classes"] == list(ds.classes) and card["input_kind"] == "tabular"
     assert card["feature_columns"] == list(ds.features.columns)
     board = Path("reports/mini/leaderboard.md").read_text()

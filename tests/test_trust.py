@@ -173,7 +173,8 @@ def test_crafted_model_is_refused_and_nothing_runs(tmp_path: Path, target: str) 
 
 
 def test_predict_refuses_a_crafted_model_logged_to_a_run(tabular_gtzan: Path, capsys) -> None:
-    """The attack as reported: a run's model.skops replaced, then `bench predict` on it."""
+    """The attack as reported: a run's model.skops replaced (now in its logged MLflow model),
+    then `bench predict` on it."""
     from mlflow.tracking import MlflowClient
 
     from bench.tracking import resolve_uri
@@ -184,8 +185,11 @@ def test_predict_refuses_a_crafted_model_logged_to_a_run(tabular_gtzan: Path, ca
     experiment = client.get_experiment_by_name("bench/gtzan")
     run = client.search_runs([experiment.experiment_id], "tags.`bench.fold` = 'fold0'")[0]
     marker = tabular_gtzan / "payload-ran"
-    evil = _skops_file(tabular_gtzan / artifacts.MODEL_FILE, _payloads(marker)["builtins.eval"])
-    client.log_artifact(run.info.run_id, str(evil))
+    folder = tabular_gtzan / "evil" / "data" / "model"  # the logged model's data folder
+    folder.mkdir(parents=True)
+    _skops_file(folder / artifacts.MODEL_FILE, _payloads(marker)["builtins.eval"])
+    model_id = client.get_run(run.info.run_id).outputs.model_outputs[0].model_id
+    client.log_model_artifacts(model_id, str(tabular_gtzan / "evil"))
     wav = tabular_gtzan / "x.wav"
     wav.write_bytes(b"")
     capsys.readouterr()

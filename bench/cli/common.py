@@ -34,6 +34,15 @@ def cluster_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
+def system_metrics_arg(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--system-metrics",
+        action="store_true",
+        help=f"record MLflow's system metrics (CPU, memory, disk, network; GPU with "
+        f"nvidia-ml-py) on {what}, every 5 s ($MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL)",
+    )
+
+
 def labels_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--labels",

@@ -14,6 +14,7 @@ from bench.cli.common import (
     labels_arg,
     options_from,
     protocol_arg,
+    system_metrics_arg,
     tracking_arg,
 )
 
@@ -39,6 +40,7 @@ def add_parsers(sub) -> None:
     )
     tracking_arg(p)
     cluster_arg(p)
+    system_metrics_arg(p, "each job's run while it runs (not with --cluster)")
     p.add_argument(
         "--tuned",
         action="store_true",

@@ -15,6 +15,7 @@ from bench.cli.common import (
     options_from,
     protocol_arg,
     short,
+    system_metrics_arg,
     tracking_arg,
 )
 
@@ -66,6 +67,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     tracking_arg(p)
     cluster_arg(p)
+    system_metrics_arg(p, "the study's run while this command tunes (not with --cluster)")
     p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("studies", help="list Optuna studies with their best value and parameters")
@@ -82,7 +84,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from bench.tuning.session import plan, tune
 
     request = plan(options_from(TuneOptions, args, progress=interactive()))
-    tracker = Tracker(request.suite.name, args.tracking_uri)
+    tracker = Tracker(request.suite.name, args.tracking_uri, system_metrics=args.system_metrics)
     print(
         f"tuning {request.model} on {request.dataset.name} ({request.dataset.n_tracks} tracks): "
         f"{request.dev.description}; study {request.study_name!r} in {request.storage.display}"

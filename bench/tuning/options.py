@@ -42,6 +42,8 @@ class TuneOptions:
     """Show a progress bar while the dataset loads."""
     cluster: str | None = None
     """A Dask scheduler's address (else ``$BENCH_CLUSTER``; neither: local processes)."""
+    system_metrics: bool = False
+    """Record MLflow's system metrics on the study's run while this command tunes."""
 
 
 def check_options(

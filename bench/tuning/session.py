@@ -102,8 +102,15 @@ def tune(
     ``cluster``: a Dask client (:func:`bench.cluster.connect`): the ``request.workers`` trial
     workers run as its tasks, sharing the study through its storage (a journal file every
     worker reaches, or PostgreSQL)."""
+    from bench.catalog import data_ref
+    from bench.errors import BenchError
     from bench.tracking import run_tags
 
+    if tracker.system_metrics and cluster is not None:
+        raise BenchError(
+            "--system-metrics is sampled by this command, so on a cluster it would measure this "
+            "machine, not the workers; run without --cluster to record it"
+        )
     start = time.monotonic()
     spec = registry.get(request.model)  # the request was checked when it was planned
     storage = open_storage(request.storage)
@@ -136,6 +143,8 @@ def tune(
             params={"model": request.model, "metric": request.metric},
             tags=tags,
         )
+    tracker.log_dataset(parent, data_ref(request.dataset), "tuning")
+    tracker.watch(parent)
     _baseline(request, spec, study, lock)
 
     def poll() -> None:
