@@ -35,6 +35,9 @@ GENRES = (
 SAMPLE_RATE = 22050
 AUDIO_DIR = "genres_original"
 FEATURES_CSV = "features_30_sec.csv"
+# The audio files bench reads, defined once for the dataset index and `bench features`: the formats
+# soundfile's bundled libsndfile decodes without FFmpeg (Kaggle ships .wav, the original GTZAN .au).
+AUDIO_SUFFIXES = (".wav", ".au", ".flac", ".ogg", ".aiff", ".aif")
 _NON_FEATURES = ("filename", "length", "label")
 _TRACK_RE = re.compile(r"([a-z]+)[._](\d{5})")
 
