@@ -50,7 +50,13 @@ import numpy as np
 import pandas as pd
 
 from bench.data.dataset import Dataset
-from bench.data.gtzan import AUDIO_DIR, AUDIO_SUFFIXES, SAMPLE_RATE, read_clip
+from bench.data.gtzan import (
+    AUDIO_DIR,
+    AUDIO_SUFFIXES,
+    SAMPLE_RATE,
+    check_one_file_per_clip,
+    read_clip,
+)
 from bench.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -112,6 +118,7 @@ def audio_files(root: Path) -> list[tuple[Path, str]]:
     ]
     if not found:
         raise DataError(f"{base}: no audio files in <label>/<file> folders ({AUDIO_SUFFIXES})")
+    check_one_file_per_clip((path for path, _ in found), lambda p: f"{p.parent.name}/{p.stem}")
     return found
 
 
