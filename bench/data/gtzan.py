@@ -1,5 +1,8 @@
 """GTZAN in the Kaggle layout: ``genres_original/<genre>/<genre>.NNNNN.wav`` and a features CSV.
 
+A clip may be stored in any of :data:`AUDIO_SUFFIXES` (``blues.00012.flac``); it is still the
+track ``blues.00012`` that the CSV row ``blues.00012.wav`` and the split lists name.
+
 Tracks are named ``<genre>.<NNNNN>`` everywhere in bench, whatever spelling a list file uses
 (``blues/blues.00012.wav``, ``./blues_00012.wav``, ``blues.00012.3.wav`` for a 3 s segment).
 """
@@ -10,6 +13,7 @@ import hashlib
 import logging
 import re
 import struct
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +39,9 @@ GENRES = (
 SAMPLE_RATE = 22050
 AUDIO_DIR = "genres_original"
 FEATURES_CSV = "features_30_sec.csv"
+# The audio files bench reads, defined once for the dataset index and `bench features`: the formats
+# soundfile's bundled libsndfile decodes without FFmpeg (Kaggle ships .wav, the original GTZAN .au).
+AUDIO_SUFFIXES = (".wav", ".au", ".flac", ".ogg", ".aiff", ".aif")
 _NON_FEATURES = ("filename", "length", "label")
 _TRACK_RE = re.compile(r"([a-z]+)[._](\d{5})")
 
@@ -174,9 +181,9 @@ def index_audio(root: Path) -> tuple[dict[str, Path], list[str]]:
     skipped: list[str] = []
     if not audio_dir.is_dir():
         return found, skipped
-    for path in sorted(audio_dir.glob("*/*")):
-        if path.suffix.lower() not in (".wav", ".au"):
-            continue
+    paths = [p for p in sorted(audio_dir.glob("*/*")) if p.suffix.lower() in AUDIO_SUFFIXES]
+    check_one_file_per_clip(paths, lambda path: track_id(path.name))
+    for path in paths:
         problem = wav_problem(path)
         if problem:
             log.warning("skipping %s: %s", path, problem)
@@ -184,6 +191,20 @@ def index_audio(root: Path) -> tuple[dict[str, Path], list[str]]:
             continue
         found[track_id(path.name)] = path
     return found, skipped
+
+
+def check_one_file_per_clip(paths: Iterable[Path], clip: Callable[[Path], str]) -> None:
+    """Two files of one clip (``blues.00003.wav`` beside ``blues.00003.flac``) are an error.
+
+    Picking either would make results depend on directory order, and featurising both would
+    count the track twice; only the user knows which copy is the right one.
+    """
+    seen: dict[str, Path] = {}
+    for path in paths:
+        key = clip(path)
+        if key in seen:
+            raise DataError(f"{seen[key]} and {path} are both clip {key}: keep one of them")
+        seen[key] = path
 
 
 def load_gtzan(root: Path, features: str = FEATURES_CSV, name: str = "gtzan") -> Dataset:

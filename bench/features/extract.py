@@ -50,7 +50,13 @@ import numpy as np
 import pandas as pd
 
 from bench.data.dataset import Dataset
-from bench.data.gtzan import AUDIO_DIR, SAMPLE_RATE, read_clip
+from bench.data.gtzan import (
+    AUDIO_DIR,
+    AUDIO_SUFFIXES,
+    SAMPLE_RATE,
+    check_one_file_per_clip,
+    read_clip,
+)
 from bench.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -60,7 +66,6 @@ PARALLEL = ("auto", "threads", "processes")
 # From this many files on, a process pool's one-off start-up (~3 s here) costs less than the
 # GIL does to threads (two threads measured 1.54x-1.79x one worker, two processes 1.85x).
 _PROCESS_MIN_FILES = 64
-AUDIO_SUFFIXES = (".wav", ".au", ".flac", ".ogg", ".aiff", ".aif")
 # Samples handed to the GPU at once: ~30 clips of 30 s; large batches amortise kernel launches.
 _CUDA_BATCH_SAMPLES = 20_000_000
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters of glibc's malloc.h
@@ -113,6 +118,7 @@ def audio_files(root: Path) -> list[tuple[Path, str]]:
     ]
     if not found:
         raise DataError(f"{base}: no audio files in <label>/<file> folders ({AUDIO_SUFFIXES})")
+    check_one_file_per_clip((path for path, _ in found), lambda p: f"{p.parent.name}/{p.stem}")
     return found
 
 
