@@ -490,7 +490,7 @@ def _run_remote_job(
         if upload is not None:
             from bench.tracking import upload_artifacts
 
-            upload_artifacts(upload, run_id, out)
+            upload_artifacts(upload, run_id, out, metrics)
             return metrics, history, None
         return metrics, history, _pack(out)
 

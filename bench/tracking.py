@@ -304,6 +304,17 @@ class Tracker:
             message = str(exc).splitlines()[0]
             raise BenchError(f"MLflow store {self.display} is not usable: {message}") from None
 
+    def browse_hint(self) -> str:
+        """How to see this suite's runs in MLflow's UI, on the training runs.
+
+        MLflow 3.17's UI opens every experiment in the workflow its GenAI / Model training
+        switch holds (GenAI in a new browser) whatever ``mlflow.experimentKind`` says, so the
+        link names the workflow."""
+        page = f"#/experiments/{self.experiment_id}/runs?workflowType=machine_learning"
+        if self.uri.startswith(("http://", "https://")):
+            return f"browse: {mask(self.uri).rstrip('/')}/{page}"
+        return f"browse: mlflow ui --backend-store-uri {self.display}, then open {page}"
+
     def _create_experiment(self, name: str) -> str:
         """Create the suite's experiment; on an MLflow server (no lock) another command may
         have created it a moment ago: then that one is used."""
@@ -512,7 +523,7 @@ class Tracker:
             values = {f"epoch_{k}": v for k, v in epoch.items() if k != "epoch"}
             self._log(run_id, metrics=values, step=step)
         if artifacts is not None and artifacts.is_dir():
-            _log_job_folder(self.client, self.uri, run_id, artifacts)
+            _log_job_folder(self.client, self.uri, run_id, artifacts, metrics)
         self.release(run_id, status)  # recorded before the key is freed
 
     def log_dataset(self, run_id: str, data: DataRef, context: str, **profile: Any) -> None:
@@ -730,30 +741,37 @@ def _flat(run: Any) -> dict[str, Any]:
     }
 
 
-def upload_artifacts(uri: str, run_id: str, folder: Path) -> None:
+def upload_artifacts(
+    uri: str, run_id: str, folder: Path, metrics: Mapping[str, float] | None = None
+) -> None:
     """A job's artifacts and model, sent by the cluster worker that made them straight to the
     run on an MLflow server (through its artifact proxy); the driver records everything else."""
     from mlflow.tracking import MlflowClient
 
-    _log_job_folder(MlflowClient(tracking_uri=uri), uri, run_id, folder)
+    _log_job_folder(MlflowClient(tracking_uri=uri), uri, run_id, folder, metrics)
 
 
-def _log_job_folder(client: Any, uri: str, run_id: str, folder: Path) -> None:
+def _log_job_folder(
+    client: Any, uri: str, run_id: str, folder: Path, metrics: Mapping[str, float] | None = None
+) -> None:
     """A job's folder: :data:`MODEL_DIR` as the run's MLflow model, the rest as run files."""
     for path in sorted(folder.iterdir()):
         if path.name == MODEL_DIR and path.is_dir():
-            log_job_model(uri, run_id, path)
+            log_job_model(uri, run_id, path, metrics)
         elif path.is_dir():
             client.log_artifacts(run_id, str(path), path.name)
         else:
             client.log_artifact(run_id, str(path))
 
 
-def log_job_model(uri: str, run_id: str, folder: Path) -> str:
+def log_job_model(
+    uri: str, run_id: str, folder: Path, metrics: Mapping[str, float] | None = None
+) -> str:
     """Log ``folder`` (``model.skops`` + ``model_card.json``) as the run's MLflow model, in
     the run's experiment: a ``python_function`` model whose loader is :data:`PYFUNC_LOADER`,
     with a signature (the card's inputs, one probability column per genre), the card's input
-    example, and the run's metrics linked to it. Returns the logged model's id.
+    example, and the job's ``metrics`` linked to it (the model page shows them). Returns the
+    logged model's id.
 
     No pickle is written: the model stays a skops file, and MLflow imports bench's loader from
     the installed package when it loads the model.
@@ -813,10 +831,10 @@ def log_job_model(uri: str, run_id: str, folder: Path) -> str:
         )
         client.log_model_artifacts(model.model_id, str(local))
     client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step=0)])
+    now = int(time.time() * 1000)
     linked = [
-        Metric(m.key, m.value, m.timestamp, m.step, model_id=model.model_id, run_id=run_id)
-        for m in run.data._metric_objs
-        if m.step == 0
+        Metric(k, float(v), now, 0, model_id=model.model_id, run_id=run_id)
+        for k, v in (metrics or {}).items()
     ]
     if linked:
         client.log_batch(run_id, metrics=linked)
@@ -921,26 +939,34 @@ def download_model(ref: str, dst: Path, uri: str | None = None) -> Path:
     client = MlflowClient(tracking_uri=store)
     try:
         if ref.startswith("models:/"):
-            source = _registry_source(client, ref)
+            model_id = _registry_model_id(client, ref)
         else:
             run_id = ref.removeprefix("runs:/").split("/", 1)[0]
-            source = f"models:/{_logged_model_id(client, _job_run(client, run_id))}"
-        local = Path(_download(store, source, dst))
+            model_id = _logged_model_id(client, _job_run(client, run_id))
+        # from the logged model's own location: MLflow's models:/ resolution reads the
+        # process-wide tracking URI, not the one it is given
+        location = client.get_logged_model(model_id).artifact_location
+        local = Path(_download(store, location, dst))
     except MlflowException as exc:
         raise BenchError(f"{ref}: {str(exc).splitlines()[0]}") from None
     return _checked_model_folder(local, ref)
 
 
-def _registry_source(client: Any, ref: str) -> str:
-    """``models:/NAME@alias`` or ``models:/NAME/N`` -> the logged model the version points at."""
-    name, _, rest = ref[len("models:/") :].partition("@")
-    if rest:
-        version = client.get_model_version_by_alias(name, rest)
+def _registry_model_id(client: Any, ref: str) -> str:
+    """``models:/NAME@alias`` or ``models:/NAME/N`` -> the id of the logged model the version
+    was made from (``bench promote`` registers logged models only)."""
+    name, _, alias = ref[len("models:/") :].partition("@")
+    if alias:
+        version = client.get_model_version_by_alias(name, alias)
     else:
         name, _, number = name.rpartition("/")
         version = client.get_model_version(name, number)
-    # the MLmodel found there is checked before anything is loaded, wherever it points
-    return f"models:/{version.model_id}" if version.model_id else version.source
+    model_id = version.model_id or version.source.removeprefix("models:/")
+    if not model_id.startswith("m-") or "/" in model_id:
+        raise BenchError(
+            f"{ref}: version {version.version} is not a model bench logged ({version.source})"
+        )
+    return model_id
 
 
 def _download(uri: str, source: str, dst: Path) -> str:

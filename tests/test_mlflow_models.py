@@ -32,8 +32,10 @@ def _printed(capsys: pytest.CaptureFixture) -> dict[str, dict[str, float]]:
     return {row["path"]: row["proba"] for row in map(json.loads, lines)}
 
 
-def _pyfunc(uri: str):
-    mlflow.set_tracking_uri(resolve_uri())
+def _pyfunc(uri: str, monkeypatch: pytest.MonkeyPatch):
+    """MLflow's own loader, on this test's store (through the environment: a process-wide
+    ``mlflow.set_tracking_uri`` would outlive the test)."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", resolve_uri())
     return mlflow.pyfunc.load_model(uri)
 
 
@@ -46,6 +48,9 @@ def test_runs_open_as_training_runs_with_datasets_and_models_mlflow_loads(
     client = MlflowClient(resolve_uri())
     experiment = client.get_experiment_by_name("bench/smoke")
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    page = f"#/experiments/{experiment.experiment_id}/runs?workflowType=machine_learning"
+    printed = capsys.readouterr().out
+    assert f"browse: mlflow ui --backend-store-uri {resolve_uri()}, then open {page}" in printed
     assert "`bench report --suite smoke`" in experiment.tags["mlflow.note.content"]
 
     (parent,) = _runs("smoke", "parent")
@@ -77,7 +82,7 @@ def test_runs_open_as_training_runs_with_datasets_and_models_mlflow_loads(
         capsys.readouterr()
         assert main(["predict", "--run", run_id, "--json", *clips]) == 0
         printed = _printed(capsys)
-        loaded = _pyfunc(f"runs:/{run_id}/model")
+        loaded = _pyfunc(f"runs:/{run_id}/model", monkeypatch)
         names = loaded.metadata.get_input_schema().input_names()
         if model == "cnn":
             assert names == ["audio_path"]  # audio models take a path to the clip
@@ -103,6 +108,15 @@ def test_runs_open_as_training_runs_with_datasets_and_models_mlflow_loads(
     from_registry = _printed(capsys)
     assert main(["predict", "--run", champion, "--json", *clips]) == 0
     assert from_registry == _printed(capsys)
+    store = resolve_uri()
+    elsewhere = Path.cwd() / "elsewhere"  # no store here: the one named must be used
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")  # MLflow's default is now ./mlflow.db, here
+    argv = ["predict", "--model", "models:/genre@champion", "--tracking-uri", store, "--json"]
+    assert main([*argv, *clips]) == 0
+    assert _printed(capsys) == from_registry and not (elsewhere / "mlflow.db").exists()
+    monkeypatch.chdir(elsewhere.parent)
     version = client.get_model_version_by_alias("genre", "champion")
     assert version.run_id == champion and version.tags["bench.model"] == "logreg"
 
@@ -141,7 +155,10 @@ class _Pickled(mlflow.pyfunc.PythonModel):
 
 
 def test_crafted_models_are_refused_by_both_loading_paths(
-    tabular_gtzan: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+    tabular_gtzan: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     argv = ["run", "--suite", "gtzan", "--data-dir", str(tabular_gtzan), "--models", "logreg"]
     assert main([*argv, "--folds", "2", "--no-report"]) == 0
@@ -156,7 +173,7 @@ def test_crafted_models_are_refused_by_both_loading_paths(
     marker = tmp_path / "skops-payload-ran"
     client.log_model_artifacts(model_id, str(_crafted_skops(tmp_path / "evil", marker)))
     with pytest.raises(BenchError, match="refusing to load untrusted type\\(s\\) builtins.eval"):
-        _pyfunc(f"runs:/{run_id}/model")
+        _pyfunc(f"runs:/{run_id}/model", monkeypatch)
     capsys.readouterr()
     assert main(["predict", "--model", f"runs:/{run_id}/model", str(wav)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -176,7 +193,7 @@ def test_crafted_models_are_refused_by_both_loading_paths(
         assert "refusing a model not logged by bench" in err and "bench.served" in err
     assert not marker.exists()
     with pytest.raises(Exception):  # noqa: B017  MLflow's own loader unpickles it: a real attack
-        _pyfunc(f"runs:/{run_id}/model")
+        _pyfunc(f"runs:/{run_id}/model", monkeypatch)
     assert marker.exists()
 
 

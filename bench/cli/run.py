@@ -74,6 +74,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"{summary.skipped} already done{elsewhere}; MLflow: {ready.tracker.display} "
         f"(experiment bench/{ready.suite.name}, parent run {summary.parent_run_id})"
     )
+    print(ready.tracker.browse_hint())
     if not args.no_report:
         from bench.report import write_report
 
