@@ -10,7 +10,7 @@ opens, in Debian's Chromium driven through chromedriver (selenium):
   child is listed with its dataset and its logged model;
 - the chart view: one chart per metric, accuracy among them;
 - one job's run page: its accuracy, its dataset and its logged model;
-- the registered model's page;
+- the registered model's page, with its ``champion`` alias;
 - ``leaderboard.html``: every figure decodes with a non-zero size, and the browser console shows
   no error.
 
@@ -190,8 +190,11 @@ def check(store: str, experiment_id: str, jobs: dict[str, str], board: Path, sho
         }
         driver.save_screenshot(str(shots / "run.png"))
 
-        driver.get(f"{url}/#/models")
-        seen["registry"] = _wait_text(driver, "genre").count("genre") >= 1
+        driver.get(f"{url}/#/models/genre?workflowType=machine_learning")
+        _wait_text(driver, "genre", "Version 1")
+        _close_assistant(driver)  # and the registry's "new UI" announcement
+        registry = _wait_text(driver, "champion", "Version 1")
+        seen["registry"] = "champion" in registry
         driver.save_screenshot(str(shots / "registry.png"))
 
         driver.get_log("browser")  # only the leaderboard's own messages count below
