@@ -2,7 +2,7 @@
 
     python benchmarks/browser_check.py [--out reports/mlflow-ui]
 
-Runs `bench run --suite smoke --models logreg,cnn --folds 2` in a scratch folder, promotes one
+Runs `bench run --suite smoke` (all 42 jobs) in a scratch folder, promotes one
 job with `bench promote`, writes the HTML leaderboard, then starts `mlflow ui` on 127.0.0.1 and
 opens, in Debian's Chromium driven through chromedriver (selenium):
 
@@ -15,7 +15,8 @@ opens, in Debian's Chromium driven through chromedriver (selenium):
   no error.
 
 Saves a screenshot of each under ``--out`` and stops the UI by its process group.
-``tests/test_browser.py`` runs :func:`check` the same way (screenshots in a temporary folder).
+``tests/test_browser.py`` runs :func:`check` the same way on two models and two folds
+(screenshots in a temporary folder).
 """
 
 from __future__ import annotations
@@ -150,7 +151,8 @@ def check(store: str, experiment_id: str, jobs: dict[str, str], board: Path, sho
 
     shots.mkdir(parents=True, exist_ok=True)
     seen: dict = {}
-    with mlflow_ui(store, shots / "mlflow-ui.log") as url, chromium() as driver:
+    height = max(1000, 400 + 30 * len(jobs))  # every child row on screen (the grid is virtual)
+    with mlflow_ui(store, shots / "mlflow-ui.log") as url, chromium(1800, height) as driver:
         base = f"{url}/#/experiments/{experiment_id}"
         # MLflow 3.17's UI opens every experiment in the workflow its GenAI / Model training
         # switch holds (GenAI in a fresh browser), whatever mlflow.experimentKind says:
@@ -213,20 +215,24 @@ def check(store: str, experiment_id: str, jobs: dict[str, str], board: Path, sho
     return seen
 
 
-def run_smoke(folder: Path) -> tuple[str, str, dict[str, str], Path]:
-    """`bench run` + `bench promote` + the HTML report in ``folder``: (store, experiment id,
-    jobs, leaderboard.html)."""
+def run_smoke(folder: Path, models: str | None = None) -> tuple[str, str, dict[str, str], Path]:
+    """`bench run --suite smoke` (``models``: a comma-separated subset, on 2 folds) +
+    `bench promote` + the HTML report in ``folder``: (store, experiment id, jobs,
+    leaderboard.html)."""
     bench = [str(Path(sys.executable).with_name("bench"))]
     env = {**os.environ, "BENCH_CACHE": str(folder / "cache")}
     env.pop("MLFLOW_TRACKING_URI", None)
-    run = ["run", "--suite", "smoke", "--models", "logreg,cnn", "--folds", "2", "--no-report"]
+    run = ["run", "--suite", "smoke", "--no-report"]
+    if models:
+        run += ["--models", models, "--folds", "2"]
     subprocess.run([*bench, *run], cwd=folder, env=env, check=True, capture_output=True)
     store = f"sqlite:///{folder / 'mlflow.db'}"
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(store)
     experiment = client.get_experiment_by_name("bench/smoke")
-    runs = client.search_runs([experiment.experiment_id], "tags.`bench.kind` = 'job'")
+    found = "tags.`bench.kind` = 'job'"
+    runs = client.search_runs([experiment.experiment_id], found, max_results=1000)
     jobs = {r.info.run_name: r.info.run_id for r in runs}
     promote = ["promote", jobs["logreg/fold0"], "--name", "genre", "--alias", "champion"]
     subprocess.run([*bench, *promote], cwd=folder, env=env, check=True, capture_output=True)

@@ -16,7 +16,7 @@ def test_mlflow_ui_shows_jobs_datasets_models_and_the_leaderboard_renders(tmp_pa
     problem = browser_check.browser_available()
     if problem:
         pytest.skip(problem)
-    store, experiment_id, jobs, board = browser_check.run_smoke(tmp_path)
+    store, experiment_id, jobs, board = browser_check.run_smoke(tmp_path, "logreg,cnn")
     assert sorted(jobs) == ["cnn/fold0", "cnn/fold1", "logreg/fold0", "logreg/fold1"]
     seen = browser_check.check(store, experiment_id, jobs, board, tmp_path / "shots")
     assert seen["runs_view"] and seen["children"] == sorted(jobs)
