@@ -37,9 +37,14 @@ CHECKED_PACKAGES = ("bench", "torch", "scikit-learn", "xgboost", "numpy", "panda
 (Python, dask, distributed, cloudpickle, msgpack, ...), which Dask checks itself."""
 
 
+def cluster_address(address: str | None) -> str | None:
+    """``--cluster``, else ``$BENCH_CLUSTER``; None: local processes."""
+    return address or os.environ.get("BENCH_CLUSTER") or None
+
+
 def connect_cluster(address: str | None) -> Any:
     """:func:`connect` to ``address``, else to ``$BENCH_CLUSTER``; None when neither is set."""
-    address = address or os.environ.get("BENCH_CLUSTER")
+    address = cluster_address(address)
     return connect(address) if address else None
 
 

@@ -28,7 +28,14 @@ from bench.data.splits import DevSplit, Fold, make_folds
 from bench.environment import pid_alive, resolve_device
 from bench.evaluate import model_inputs, score_fold, servable_folds, with_resources
 from bench.suites import Suite
-from bench.tracking import MODEL_DIR, Status, Tag, Tracker, run_tags
+from bench.tracking import (
+    MODEL_DIR,
+    SYSTEM_METRICS_ON_A_CLUSTER,
+    Status,
+    Tag,
+    Tracker,
+    run_tags,
+)
 
 log = logging.getLogger(__name__)
 
@@ -130,12 +137,15 @@ def prepare(options: RunOptions) -> Prepared:
     """Check everything ``options`` name (every model and parameter before any data is read),
     load the data, add the tuned entries for ``--tuned``, and open the MLflow store."""
     from bench.catalog import open_dataset
+    from bench.cluster import cluster_address
     from bench.errors import BenchError
     from bench.suites import load_suite
     from bench.tuned import apply_tuned
 
     if options.workers < 1:
         raise BenchError(f"--workers must be at least 1, got {options.workers}")
+    if options.system_metrics and cluster_address(options.cluster):
+        raise BenchError(SYSTEM_METRICS_ON_A_CLUSTER)
     suite = load_suite(options.suite).with_overrides(
         options.models, options.protocol, options.folds, options.seed, options.labels
     )
@@ -149,15 +159,8 @@ def prepare(options: RunOptions) -> Prepared:
         suite, dev = apply_tuned(suite, dataset)
     from bench.cluster import connect_cluster
 
-    cluster = connect_cluster(options.cluster)
-    if options.system_metrics and cluster is not None:
-        cluster.close()
-        raise BenchError(
-            "--system-metrics is sampled by the command that claims the jobs, so on a cluster it "
-            "would measure this machine, not the workers; run without --cluster to record it"
-        )
     tracker = Tracker(suite.name, options.tracking_uri, system_metrics=options.system_metrics)
-    return Prepared(suite, dataset, tracker, dev, cluster)
+    return Prepared(suite, dataset, tracker, dev, connect_cluster(options.cluster))
 
 
 def plan_jobs(

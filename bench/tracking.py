@@ -223,6 +223,10 @@ logged as the MLflow model, not as plain run artifacts."""
 _DATA_DIR = "data"
 _CLAIM_PREFIX = "bench-claim-"
 _MODEL_FILES = frozenset({"model.skops", "model_card.json"})
+SYSTEM_METRICS_ON_A_CLUSTER = (
+    "--system-metrics is sampled by the command that claims the jobs, so on a cluster it would "
+    "measure this machine, not the workers; run without --cluster to record it"
+)
 SYSTEM_METRICS_SECONDS = 5.0
 """How often ``--system-metrics`` samples CPU, memory (and GPU where present)."""
 

@@ -217,3 +217,16 @@ def test_system_metrics_are_recorded_on_jobs_and_studies(tabular_gtzan: Path) ->
     (data,) = study.inputs.dataset_inputs
     assert [(t.key, t.value) for t in data.tags] == [("mlflow.data.context", "tuning")]
     assert np.isfinite(study.data.metrics["system/cpu_utilization_percentage"])
+
+
+def test_system_metrics_on_a_cluster_are_refused_before_anything_runs(
+    tabular_gtzan: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """They would measure the driver, not the workers: refused before connecting or loading."""
+    common = ["--suite", "gtzan", "--data-dir", str(tabular_gtzan), "--system-metrics"]
+    monkeypatch.setenv("BENCH_CLUSTER", "tcp://127.0.0.1:9")  # nothing listens there
+    assert main(["run", *common, "--models", "logreg"]) == 2
+    assert main(["tune", "logreg", *common, "--trials", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all("on a cluster it would measure this machine" in e for e in err)
+    assert not Path("mlflow.db").exists()

@@ -36,10 +36,12 @@ def plan(options: TuneOptions) -> TuneRequest:
     the model's suite parameters and search space, and that the storage can be opened.
     """
     from bench.catalog import open_dataset
+    from bench.cluster import cluster_address
     from bench.data.splits import dev_split
     from bench.environment import resolve_device
     from bench.errors import BenchError
     from bench.suites import load_suite
+    from bench.tracking import SYSTEM_METRICS_ON_A_CLUSTER
     from bench.tuning.options import check_options
     from bench.tuning.storage import parse_storage
     from bench.tuning.study import check_search_space
@@ -52,6 +54,8 @@ def plan(options: TuneOptions) -> TuneRequest:
     check_options(options.trials, options.workers, metric, options.sampler, options.pruner, storage)
     if options.timeout is not None and options.timeout <= 0:
         raise BenchError(f"--timeout must be a positive number of seconds, got {options.timeout:g}")
+    if options.system_metrics and cluster_address(options.cluster):
+        raise BenchError(SYSTEM_METRICS_ON_A_CLUSTER)
     spec = registry.get(options.model)
     suite_params = dict({m.name: m.params for m in suite.models}.get(spec.name, {}))
     spec.check(suite_params)
@@ -103,14 +107,8 @@ def tune(
     workers run as its tasks, sharing the study through its storage (a journal file every
     worker reaches, or PostgreSQL)."""
     from bench.catalog import data_ref
-    from bench.errors import BenchError
     from bench.tracking import run_tags
 
-    if tracker.system_metrics and cluster is not None:
-        raise BenchError(
-            "--system-metrics is sampled by this command, so on a cluster it would measure this "
-            "machine, not the workers; run without --cluster to record it"
-        )
     start = time.monotonic()
     spec = registry.get(request.model)  # the request was checked when it was planned
     storage = open_storage(request.storage)
