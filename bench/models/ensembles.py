@@ -173,27 +173,37 @@ def _member(name: str, params: dict[str, Any], device: str, random_state: int | 
     return spec.create(**spec.complete(params, random_state, device))
 
 
-@register("stack_multimodal", family="stacking", input_kind="multimodal", search_space=_stack_space)
+def _multimodal_space(trial: Any) -> dict[str, Any]:
+    """How the members' out-of-fold probabilities are made: inner folds or a held-out slice."""
+    if trial.suggest_categorical("oof", ["cv", "blend"]) == "blend":
+        return {"blend": trial.suggest_float("blend", 0.2, 0.4)}
+    return {"cv": trial.suggest_int("cv", 3, 5)}
+
+
+@register(
+    "stack_multimodal", family="stacking", input_kind="multimodal", search_space=_multimodal_space
+)
 def stack_multimodal(
     tabular: list[str] | tuple[str, ...] = ("logreg", "svm", "xgboost"),
     audio: list[str] | tuple[str, ...] = ("cnn",),
     estimator_params: dict[str, dict[str, Any]] | None = None,
-    final_C: float = 1.0,
     cv: int = 5,
+    blend: float = 0.0,
     device: str = "auto",
     random_state: int | None = 0,
 ) -> Any:
     """CNN on audio and tabular models on features of the same tracks, stacked out of fold.
 
     Rows are tracks, so the members' out-of-fold probabilities are joined by track id simply by
-    sharing rows; one logistic-regression meta-learner weighs the two views.
+    sharing rows. They are computed once (``cv`` inner folds, or with ``blend`` a held-out
+    share of the rows), and the meta-learner is chosen on them by inner validation: greedy
+    ensemble selection or a logistic regression on log-probabilities
+    (:class:`bench.models.stacking.SelectedStack`).
     """
-    from sklearn.ensemble import StackingClassifier
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold
     from sklearn.pipeline import Pipeline
 
     from bench.models.columns import SelectColumns
+    from bench.models.stacking import SelectedStack
 
     params = estimator_params or {}
     members = [
@@ -209,9 +219,4 @@ def stack_multimodal(
         for part, names in (("features", tabular), ("audio", audio))
         for name in names
     ]
-    return StackingClassifier(
-        estimators=members,
-        final_estimator=LogisticRegression(C=final_C, max_iter=2000),
-        cv=StratifiedKFold(cv, shuffle=True, random_state=random_state),
-        stack_method="predict_proba",
-    )
+    return SelectedStack(members, cv=cv, blend=blend, random_state=random_state)
