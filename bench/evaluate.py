@@ -9,6 +9,7 @@ from drifting apart.
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -54,7 +55,10 @@ def take_rows(inputs: Any, rows: np.ndarray) -> Any:
 def audio_folds(dataset: Dataset, folds: list[Fold]) -> list[Fold]:
     """``folds`` restricted to the rows that have audio (for audio and multimodal models)."""
     has_audio = np.array([t in dataset.audio for t in dataset.tracks])
-    return [Fold(f.name, f.train[has_audio[f.train]], f.test[has_audio[f.test]]) for f in folds]
+    return [
+        Fold(f.name, f.train[has_audio[f.train]], f.test[has_audio[f.test]], f.groups)
+        for f in folds
+    ]
 
 
 def thin_for_inner_cv(dataset: Dataset, folds: list[Fold], inner: object) -> dict[str, int]:
@@ -148,8 +152,11 @@ def score_fold(model: Any, dataset: Dataset, inputs: Any, fold: Fold) -> FoldSco
     Metrics: accuracy, balanced accuracy, macro-F1, log loss, per-class F1, fit seconds and
     predict seconds per item.
     """
+    grouped = {}
+    if fold.groups is not None and "groups" in inspect.signature(model.fit).parameters:
+        grouped["groups"] = fold.groups[fold.train]  # for the model's own inner folds
     start = time.perf_counter()
-    model.fit(take_rows(inputs, fold.train), dataset.labels[fold.train])
+    model.fit(take_rows(inputs, fold.train), dataset.labels[fold.train], **grouped)
     fit_seconds = time.perf_counter() - start
     start = time.perf_counter()
     raw = model.predict_proba(take_rows(inputs, fold.test))

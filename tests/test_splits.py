@@ -82,6 +82,21 @@ def test_artist_kfold_keeps_artists_apart(tabular_gtzan: Path) -> None:
         assert not train & test and test
 
 
+def test_folds_carry_every_rows_artist_for_models_inner_folds(tabular_gtzan: Path) -> None:
+    ds = load_gtzan(tabular_gtzan)
+    groups = read_groups(tabular_gtzan / "splits" / "artist_groups.txt")
+    expected = [groups[t] for t in ds.tracks]
+    assert len(set(expected)) == 30  # 10 genres x 3 artists
+    for protocol in (Protocol("artist-kfold", folds=3), Protocol("fault-filtered")):
+        for fold in make_folds(ds, protocol, seed=0):
+            assert list(fold.groups) == expected, protocol.name
+    for fold in make_folds(ds, Protocol("stratified-kfold", folds=3), seed=0):
+        assert fold.groups is None  # artists leak across these folds anyway
+    (tabular_gtzan / "splits" / "artist_groups.txt").unlink()
+    (fold,) = make_folds(ds, Protocol("fault-filtered"), seed=0)
+    assert fold.groups is None  # no groups file: none, and no error
+
+
 def test_artist_kfold_real_groups(shared_data: Path) -> None:
     ds = load_gtzan(shared_data / "gtzan")
     protocol = Protocol("artist-kfold", folds=3, groups="splits/artist_folds")

@@ -128,3 +128,30 @@ def test_the_stack_beats_its_members_on_learnable_data(learnable) -> None:
     best = max((m.predict(X[test, 1:]) == y[test]).mean() for m in stack.members_)
     assert accuracy >= best - 0.03 and accuracy > 0.5
     assert sum(stack.weights_.values()) == pytest.approx(1.0)
+
+
+def test_with_artist_groups_the_inner_folds_keep_each_artist_on_one_side(learnable) -> None:
+    """Through score_fold, as the runner calls it: a fold that knows its rows' artists hands
+    them to the stack, whose inner folds then never fit and predict one artist."""
+    X, y = learnable
+    frame = pd.DataFrame(X, columns=["row", *(f"f{i}" for i in range(X.shape[1] - 1))])
+    dataset = Dataset(
+        name="toy",
+        root=Path("toy"),
+        features=frame,
+        labels=y,
+        classes=tuple("abcd"),
+        tracks=np.array([f"t{i}" for i in range(len(y))]),
+        fingerprint="toy",
+    )
+    artist = np.arange(len(y)) // 6  # six songs per artist
+    fold = Fold("fold0", np.arange(0, 240), np.arange(240, 300), artist.astype(object))
+    Spy.seen.clear()
+    stack = SelectedStack([("a", Spy("a"))], cv=4)
+    score_fold(stack, dataset, dataset.features.to_numpy(), fold)
+    calls = Spy.seen["a"]
+    inner = calls[:8]  # four inner folds: fit, then predict the held-out rows
+    for (fit, fitted), (predict, held) in zip(inner[0::2], inner[1::2], strict=True):
+        assert (fit, predict) == ("fit", "predict")
+        assert not set(artist[fitted]) & set(artist[held])
+    assert sorted(np.concatenate([ids for _, ids in inner[1::2]])) == list(range(240))

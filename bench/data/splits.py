@@ -36,6 +36,9 @@ class Fold:
     name: str
     train: np.ndarray
     test: np.ndarray
+    groups: np.ndarray | None = None
+    """The artist group of every dataset row, when the protocol knows them: a model with
+    inner folds of its own (the multimodal stack) keeps each artist on one side of them too."""
 
 
 @dataclass(frozen=True)
@@ -118,8 +121,12 @@ def make_folds(
     if protocol.name == "fault-filtered":
         sides = _fault_filtered_sides(dataset, dataset.root / protocol.split_lists)
         train = _rows(dataset, np.array(sides["train"] + sides["valid"]))
-        return [Fold("test", train, _rows(dataset, np.array(sides["test"])))]
+        test = _rows(dataset, np.array(sides["test"]))
+        return [Fold("test", train, test, _known_row_groups(dataset, protocol))]
     tracks, labels, groups = _protocol_tracks(dataset, protocol)
+    row_groups = None
+    if groups is not None:
+        row_groups = _row_groups(dataset, dict(zip(tracks, groups, strict=True)))
     extra = np.array([], dtype=int)
     if dev is not None and dev.held_out:
         keep = ~np.isin(tracks, dev.tracks)
@@ -137,9 +144,25 @@ def make_folds(
             f"fold{k}",
             np.sort(np.concatenate([_rows(dataset, tracks[tr]), extra])),
             _rows(dataset, tracks[te]),
+            row_groups,
         )
         for k, (tr, te) in enumerate(parts)
     ]
+
+
+def _row_groups(dataset: Dataset, group_of: dict) -> np.ndarray:
+    """The group of every dataset row; a track without one is a group of its own."""
+    return np.array([str(group_of.get(t, f"track:{t}")) for t in dataset.tracks], dtype=object)
+
+
+def _known_row_groups(dataset: Dataset, protocol: Protocol) -> np.ndarray | None:
+    """Row groups for a split protocol, when the dataset or a groups file gives them."""
+    if dataset.groups is not None:
+        return np.asarray(dataset.groups, dtype=object)
+    path = dataset.root / protocol.groups if protocol.groups else None
+    if path is None or not (path.is_dir() or path.is_file()):
+        return None
+    return _row_groups(dataset, read_groups(path))
 
 
 def _protocol_tracks(

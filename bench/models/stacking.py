@@ -20,6 +20,7 @@ fitted (``metas_``), so what was chosen over what can be read back.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -123,12 +124,27 @@ class SelectedStack(ClassifierMixin, BaseEstimator):
         self.meta_cv = meta_cv
         self.random_state = random_state
 
-    def fit(self, X: Any, y: Any) -> SelectedStack:
-        from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit
+    def fit(self, X: Any, y: Any, groups: Any = None) -> SelectedStack:
+        """``groups`` (an artist per row): inner folds keep each group on one side, as the
+        outer artist-grouped folds do, so no member's out-of-fold probabilities profit from
+        an artist it was trained on."""
+        from sklearn.model_selection import (
+            StratifiedGroupKFold,
+            StratifiedKFold,
+            StratifiedShuffleSplit,
+        )
 
         self.classes_, codes = np.unique(np.asarray(y), return_inverse=True)
         n = len(codes)
-        if self.blend > 0:
+        groups = None if groups is None else np.asarray(groups)
+        if groups is not None:
+            k = self.cv if self.blend <= 0 else max(2, round(1 / self.blend))
+            folds = StratifiedGroupKFold(k, shuffle=True, random_state=self.random_state)
+            with warnings.catch_warnings():  # a class with fewer rows than folds: fine here
+                warnings.filterwarnings("ignore", "The least populated class", UserWarning)
+                splits = list(folds.split(np.zeros(n), codes, groups))
+            splits = splits[:1] if self.blend > 0 else splits
+        elif self.blend > 0:
             split = StratifiedShuffleSplit(1, test_size=self.blend, random_state=self.random_state)
             splits = list(split.split(np.zeros(n), codes))
         else:
@@ -146,24 +162,33 @@ class SelectedStack(ClassifierMixin, BaseEstimator):
         """Row positions (of the rows fit was given) the meta-learners were chosen and fitted on."""
         candidates: dict[str, Any] = {"greedy": GreedyEnsemble()}
         candidates.update({f"logit C={c:g}": LogitMeta(C=c) for c in LOGIT_C})
+        inner_groups = None if groups is None else groups[held]
         self.meta_scores_ = {
-            name: self._inner_loss(meta, P, target) for name, meta in candidates.items()
+            name: self._inner_loss(meta, P, target, inner_groups)
+            for name, meta in candidates.items()
         }
         self.meta_name_ = min(self.meta_scores_, key=self.meta_scores_.get)
         self.metas_ = {name: meta.fit(P, target) for name, meta in candidates.items()}
         return self
 
-    def _inner_loss(self, meta: Any, P: np.ndarray, y: np.ndarray) -> float:
-        from sklearn.model_selection import StratifiedKFold
+    def _inner_loss(
+        self, meta: Any, P: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None
+    ) -> float:
+        from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
         smallest = int(np.bincount(y).min())
         k = max(2, min(self.meta_cv, smallest))
         if smallest < 2:  # a class seen once: no fold can hold it out
             return _log_loss(clone(meta).fit(P, y).predict_proba(P), y)
-        folds = StratifiedKFold(k, shuffle=True, random_state=self.random_state)
+        if groups is not None and len(np.unique(groups)) >= k:
+            folds = StratifiedGroupKFold(k, shuffle=True, random_state=self.random_state)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "The least populated class", UserWarning)
+                parts = list(folds.split(P, y, groups))
+        else:
+            parts = StratifiedKFold(k, shuffle=True, random_state=self.random_state).split(P, y)
         losses = [
-            _log_loss(clone(meta).fit(P[a], y[a]).predict_proba(P[b]), y[b])
-            for a, b in folds.split(P, y)
+            _log_loss(clone(meta).fit(P[a], y[a]).predict_proba(P[b]), y[b]) for a, b in parts
         ]
         return float(np.mean(losses))
 
