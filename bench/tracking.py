@@ -220,7 +220,6 @@ PYFUNC_LOADER = "bench.served"
 MODEL_DIR = "model"
 """The folder of a job's artifacts holding its model (``model.skops``, ``model_card.json``):
 logged as the MLflow model, not as plain run artifacts."""
-_DATA_DIR = "data"
 _CLAIM_PREFIX = "bench-claim-"
 _MODEL_FILES = frozenset({"model.skops", "model_card.json"})
 SYSTEM_METRICS_ON_A_CLUSTER = (
