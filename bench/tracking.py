@@ -11,7 +11,7 @@ is :mod:`bench.served`; :func:`promote` registers one, :func:`download_model` fe
 ``bench predict`` after checking its MLmodel. Each run gets its dataset as an MLflow dataset
 input, a description, and, when asked, MLflow's system metrics.
 
-Why one module (~980 lines): it is the only module that imports MLflow (an import-linter
+Why one module (~1,000 lines): it is the only module that imports MLflow (an import-linter
 contract, and the issue that asked for logged models kept it), so the store's schema (every
 ``bench.*`` tag in :class:`Tag`, the typed :class:`JobRecord` and :class:`TrialRecord`), the
 model flavour's MLmodel, the registry and every read and write of them live here.
