@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.artifacts import CARD_FILE, MODEL_FILE
 from bench.environment import pid_alive
 from bench.errors import BenchError
 from bench.redact import mask
@@ -221,7 +222,6 @@ MODEL_DIR = "model"
 """The folder of a job's artifacts holding its model (``model.skops``, ``model_card.json``):
 logged as the MLflow model, not as plain run artifacts."""
 _CLAIM_PREFIX = "bench-claim-"
-_MODEL_FILES = frozenset({"model.skops", "model_card.json"})
 SYSTEM_METRICS_ON_A_CLUSTER = (
     "--system-metrics is sampled by the command that claims the jobs, so on a cluster it would "
     "measure this machine, not the workers; run without --cluster to record it"
@@ -435,7 +435,7 @@ class Tracker:
         if data is not None:
             self.log_dataset(run_id, data, "train")
         if self.system_metrics:
-            self._monitors[run_id] = start_system_metrics(self.uri, run_id)
+            self._monitors[run_id] = SystemMetrics(self.uri, run_id)
         return run_id
 
     @contextlib.contextmanager
@@ -609,7 +609,7 @@ class Tracker:
         """With :attr:`system_metrics`: sample system metrics on ``run_id`` (a study's parent)
         until :meth:`end_study` or :meth:`release` ends it."""
         if self.system_metrics and run_id not in self._monitors:
-            self._monitors[run_id] = start_system_metrics(self.uri, run_id)
+            self._monitors[run_id] = SystemMetrics(self.uri, run_id)
 
     def logged_trials(self, parent_id: str) -> set[int]:
         runs = self._search(f"tags.`{KIND}` = '{TRIAL}' and tags.`{_PARENT_RUN}` = '{parent_id}'")
@@ -779,7 +779,6 @@ def log_job_model(
     No pickle is written: the model stays a skops file, and MLflow imports bench's loader from
     the installed package when it loads the model.
     """
-    import json
     import tempfile
 
     import mlflow
@@ -793,11 +792,14 @@ def log_job_model(
 
     client = MlflowClient(tracking_uri=uri)
     run = client.get_run(run_id)
-    card = json.loads((folder / "model_card.json").read_text())
+    from bench.artifacts import read_card
+    from bench.models.columns import AUDIO_COLUMN
+
+    card = read_card(folder / CARD_FILE)
     kind = card["input_kind"]
     columns = [ColSpec("double", str(c)) for c in card["feature_columns"] if kind != "audio"]
     if kind != "tabular":
-        columns.append(ColSpec("string", "audio_path"))
+        columns.append(ColSpec("string", AUDIO_COLUMN))
     outputs = Schema([ColSpec("double", str(c)) for c in card["outputs"]])
     versions = package_versions()
     needed = ("torch", "torchaudio", "scikit-learn", "xgboost", "numpy", "mlflow")
@@ -843,11 +845,6 @@ def log_job_model(
         client.log_batch(run_id, metrics=linked)
     client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
     return model.model_id
-
-
-def start_system_metrics(uri: str, run_id: str, node: str | None = None) -> SystemMetrics:
-    """Sample system metrics on ``run_id`` until ``.finish()``."""
-    return SystemMetrics(uri, run_id, node)
 
 
 class SystemMetrics:
@@ -1000,7 +997,7 @@ def _checked_model_folder(local: Path, ref: str) -> Path:
     if not data.is_dir() or not data.is_relative_to(local.resolve()):
         raise BenchError(f"{ref}: the model's data folder is missing")
     extra = sorted(p.name for p in data.iterdir()) if data.is_dir() else []
-    unexpected = [name for name in extra if name not in _MODEL_FILES]
+    unexpected = [name for name in extra if name not in (MODEL_FILE, CARD_FILE)]
     if unexpected:
         shown = ", ".join(unexpected)
         raise BenchError(f"{ref}: refusing unexpected file(s) in the model: {shown}")
