@@ -451,14 +451,19 @@ class Tracker:
         digest = hashlib.sha256(f"{self.experiment_id}|{key}".encode()).hexdigest()[:32]
         model = f"{_CLAIM_PREFIX}{digest}"
         owner = {Tag.HOST: socket.gethostname(), Tag.PID: str(os.getpid()), Tag.HEARTBEAT: _now()}
-        for _ in range(2):
+        for _ in range(3):
             try:
                 self.client.create_registered_model(model, tags={Tag.JOB_KEY: key, **owner})
                 break
             except MlflowException as exc:
                 if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                     raise
-                held = self.client.get_registered_model(model)
+                try:
+                    held = self.client.get_registered_model(model)
+                except MlflowException as gone:
+                    if gone.error_code != "RESOURCE_DOES_NOT_EXIST":
+                        raise
+                    continue  # its holder released it in between: try again
                 if not _stale_tags(held.tags, held.creation_timestamp):
                     yield False
                     return
