@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
 import socket
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -222,6 +223,8 @@ MODEL_DIR = "model"
 """The folder of a job's artifacts holding its model (``model.skops``, ``model_card.json``):
 logged as the MLflow model, not as plain run artifacts."""
 _CLAIM_PREFIX = "bench-claim-"
+# A unique-key violation as SQLite, PostgreSQL and MySQL word it, through SQLAlchemy or a server.
+_DUPLICATE_ROW = re.compile(r"UNIQUE constraint failed|duplicate key value|Duplicate entry")
 SYSTEM_METRICS_ON_A_CLUSTER = (
     "--system-metrics is sampled by the command that claims the jobs, so on a cluster it would "
     "measure this machine, not the workers; run without --cluster to record it"
@@ -541,6 +544,7 @@ class Tracker:
         import json
 
         from mlflow.entities import Dataset, DatasetInput, InputTag
+        from mlflow.exceptions import MlflowException
 
         schema = [{"type": "double", "name": str(c), "required": True} for c in data.columns]
         schema.append({"type": "string", "name": "label", "required": True})
@@ -556,7 +560,16 @@ class Tracker:
             ),
         )
         tags = [InputTag("mlflow.data.context", context)]
-        self.client.log_inputs(run_id, datasets=[DatasetInput(dataset, tags=tags)])
+        for attempt in range(3):
+            try:
+                self.client.log_inputs(run_id, datasets=[DatasetInput(dataset, tags=tags)])
+                return
+            except MlflowException as exc:
+                # MLflow creates an experiment's dataset row by get-then-insert: when two
+                # commands log the same data at once, one insert hits the unique key. The row
+                # exists then, and the next call links it.
+                if attempt == 2 or not _DUPLICATE_ROW.search(str(exc)):
+                    raise
 
     def promotions(self) -> dict[str, list[str]]:
         """Job run id -> the registered model versions made from it (``NAME v3 @champion``),

@@ -230,3 +230,46 @@ def test_system_metrics_on_a_cluster_are_refused_before_anything_runs(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all("on a cluster it would measure this machine" in e for e in err)
     assert not Path("mlflow.db").exists()
+
+
+def test_a_dataset_logged_by_two_commands_at_once_links_on_retry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow inserts an experiment's dataset row by get-then-insert; the command that loses
+    the race sees the unique key fail (as an MLflow server reported it in CI) and must link
+    the row the winner wrote. Any other error still stops the run."""
+    from mlflow.exceptions import MlflowException, RestException
+
+    from bench.tracking import DataRef, Tracker
+
+    tracker = Tracker("race", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    data = DataRef("gtzan", "49ddbd60d3a30502", str(tmp_path), ("f0",), ("blues", "rock"), 4, 4)
+    run = tracker.client.create_run(tracker.experiment_id).info.run_id
+    real = tracker.client.log_inputs
+    calls: list[int] = []
+
+    def loses_the_race_once(*args: object, **kwargs: object) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            real(tracker.client.create_run(tracker.experiment_id).info.run_id, *args[1:], **kwargs)
+            raise RestException(
+                {
+                    "error_code": "BAD_REQUEST",
+                    "message": "(sqlite3.IntegrityError) UNIQUE constraint failed: "
+                    "datasets.experiment_id, datasets.name, datasets.digest",
+                }
+            )
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(tracker.client, "log_inputs", loses_the_race_once)
+    tracker.log_dataset(run, data, "suite")
+    assert len(calls) == 2
+    [linked] = tracker.client.get_run(run).inputs.dataset_inputs
+    assert (linked.dataset.name, linked.dataset.digest) == ("gtzan", "49ddbd60d3a30502")
+
+    def fails(*args: object, **kwargs: object) -> None:
+        raise MlflowException("RESOURCE_DOES_NOT_EXIST: no such run")
+
+    monkeypatch.setattr(tracker.client, "log_inputs", fails)
+    with pytest.raises(MlflowException, match="no such run"):
+        tracker.log_dataset(run, data, "suite")
