@@ -18,11 +18,15 @@ CONFUSION_FILE = "confusion_matrix.png"
 CARD_FILE = "model_card.json"
 TRUSTED_TYPES = frozenset(
     {
+        "bench.models.boosting.CatBoostClassifier",
+        "bench.models.boosting.LightGBMClassifier",
         "bench.models.boosting.XGBoostClassifier",
         "bench.models.cnn.CNNClassifier",
         "bench.models.cnn.ReferenceCNNClassifier",
         "bench.models.columns.SelectColumns",
         "bench.models.mlp_net.MLPClassifier",
+        "bench.models.stacking.BaggedMember",
+        "bench.models.stacking.EnsembleSelection",
         "bench.models.stacking.GreedyEnsemble",
         "bench.models.stacking.LogitMeta",
         "bench.models.stacking.SelectedStack",

@@ -58,6 +58,8 @@ def align_proba(proba: np.ndarray, model_classes: np.ndarray, n_classes: int) ->
 
 
 PER_CLASS_F1 = "f1_class."
+ENSEMBLE_WEIGHT = "weight."
+"""Metric prefix of a member's weight in a greedy ensemble (``weight.lightgbm``)."""
 
 
 def per_class_f1(

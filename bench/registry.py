@@ -105,7 +105,7 @@ class ModelSpec:
 
     def _check_members(self, params: dict[str, Any]) -> None:
         members: list[str] = []
-        for key in ("estimators", "tabular", "audio"):
+        for key in ("estimators", "tabular", "audio", "second_layer"):
             if key in self.parameters:
                 members += list(self.value(params, key) or ())
         base = self.value(params, "base") if "base" in self.parameters else None

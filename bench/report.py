@@ -25,7 +25,7 @@ import numpy as np
 from bench import stats
 from bench.document import Block, Figure, Heading, Table, Text, to_html, to_markdown
 from bench.errors import BenchError
-from bench.metrics import PER_CLASS_F1
+from bench.metrics import ENSEMBLE_WEIGHT, PER_CLASS_F1
 from bench.tracking import JobRecord, Setup, Tracker
 
 FORMATS = ("md", "html")
@@ -52,6 +52,8 @@ class Row:
     n_test: list[int] = field(default_factory=list)
     n_train: list[int] = field(default_factory=list)
     per_class_f1: dict[str, list[float]] = field(default_factory=dict)
+    weights: dict[str, list[float]] = field(default_factory=dict)
+    """A greedy ensemble's weight per member, per finished fold (0 where a fold left it out)."""
     failed_folds: dict[str, str] = field(default_factory=dict)
     setup: Setup | None = None
     """What produced the newest finished run: command, commit, versions, data, device."""
@@ -119,6 +121,8 @@ def _row(key: tuple[str, str, str], folds: dict[str, JobRecord]) -> Row:
         for name, value in m.items():
             if name.startswith(PER_CLASS_F1):
                 row.per_class_f1.setdefault(name[len(PER_CLASS_F1) :], []).append(value)
+            elif name.startswith(ENSEMBLE_WEIGHT):
+                row.weights.setdefault(name[len(ENSEMBLE_WEIGHT) :], []).append(value)
         if run.start_time >= newest_finished:
             newest_finished, row.setup = run.start_time, run.setup
     return row
@@ -233,6 +237,7 @@ def leaderboard_blocks(
         blocks += [Heading(2, f"Protocol: {title} (`{protocol}`)")]
         blocks += [Text(f"**Leaderboard**, {where}."), _leaderboard_table(ranking, promoted)]
         blocks += _promoted_blocks(group, promoted)
+        blocks += _weight_blocks(ranking, where)
         blocks += _significance_blocks(ranking, where, files)
         blocks += _per_class_blocks(ranking, where, files, folder / f"confusion-{slug}.png")
         blocks += _pareto_blocks(ranking, where, folder / f"accuracy-vs-fit-{slug}.png")
@@ -265,6 +270,32 @@ def _promoted_blocks(group: list[Row], promoted: dict[str, list[str]]) -> list[B
         return []
     intro = "**Promoted** to the MLflow Model Registry (`bench promote`): "
     return [Text(intro + "; ".join(lines))]
+
+
+def _weight_blocks(ranking: Ranking, where: str) -> list[Block]:
+    """Each greedy ensemble's weight per member: mean over folds (a member a fold did not
+    select counts 0 there), and on how many folds it was selected."""
+    rows = [r for r in ranking.ranked + ranking.subset if r.weights]
+    if not rows:
+        return []
+    members = sorted({m for r in rows for m in r.weights})
+    body = []
+    for member in members:
+        cells = []
+        for row in rows:
+            values = row.weights.get(member, []) + [0.0] * (
+                row.folds_finished - len(row.weights.get(member, []))
+            )
+            used = sum(v > 0 for v in values)
+            cells.append(f"{np.mean(values):.3f} ({used}/{row.folds_finished})")
+        body.append([member, *cells])
+    return [
+        Text(
+            f"**Ensemble weights**, {where}: each member's weight in the greedy selection, mean "
+            "over folds (in brackets: on how many folds it was selected)."
+        ),
+        Table(["member", *(r.label for r in rows)], body, "l" + "r" * len(rows)),
+    ]
 
 
 def _leaderboard_table(ranking: Ranking, promoted: dict[str, list[str]] | None = None) -> Table:

@@ -27,6 +27,7 @@ from bench.data.dataset import Dataset
 from bench.data.splits import DevSplit, Fold, make_folds
 from bench.environment import pid_alive, resolve_device
 from bench.evaluate import model_inputs, score_fold, servable_folds, with_resources
+from bench.metrics import ENSEMBLE_WEIGHT
 from bench.suites import Suite
 from bench.tracking import (
     MODEL_DIR,
@@ -565,6 +566,9 @@ def _fit_and_score(
     final = _final_step(model)
     if hasattr(final, "resumed_from_epoch_"):
         metrics["resumed_from_epoch"] = final.resumed_from_epoch_
+    if getattr(final, "meta_name_", "greedy") == "greedy":  # a stack that chose weights
+        for member, weight in (getattr(final, "weights_", None) or {}).items():
+            metrics[f"{ENSEMBLE_WEIGHT}{member}"] = weight
     return metrics, list(getattr(final, "history_", []))
 
 

@@ -109,25 +109,57 @@ def apply_tuned(suite: Suite, dataset: Dataset) -> tuple[Suite, DevSplit]:
     dev = dev_split(
         dataset, suite.protocol, suite.seed, suite.tuning.dev_fraction, suite.tuning.folds
     )
-    entries: list[ModelEntry] = []
-    for entry in suite.models:
-        entries.append(entry)
-        found = tuned.get(entry.name, {}).get(protocol)
+
+    def checked(model: str) -> dict[str, Any] | None:
+        found = tuned.get(model, {}).get(protocol)
         if found is None:
-            continue
+            return None
         for key, expected, what in (
             ("dev_split", dev.signature, "development split (seed, protocol or [tuning] changed)"),
             ("data", dataset.fingerprint, "data"),
         ):
             if found.get(key) != expected:
                 raise BenchError(
-                    f"{tuned_path(suite.name)}: {entry.name} was tuned on another {what}; "
-                    f"re-tune with `bench tune {entry.name} --suite {suite.name}`"
+                    f"{tuned_path(suite.name)}: {model} was tuned on another {what}; "
+                    f"re-tune with `bench tune {model} --suite {suite.name}`"
                 )
-        entries.append(ModelEntry(entry.name, {**entry.params, **found["params"]}, variant="tuned"))
+        return found["params"]
+
+    entries: list[ModelEntry] = []
+    for entry in suite.models:
+        entries.append(entry)
+        own = checked(entry.name) or {}
+        members = _tuned_members(entry, checked)
+        if not own and not members:
+            continue
+        params = {**entry.params, **own}
+        if members:
+            given = params.get("estimator_params") or {}
+            params["estimator_params"] = {
+                m: {**given.get(m, {}), **members.get(m, {})} for m in sorted({*members, *given})
+            }
+        entries.append(ModelEntry(entry.name, params, variant="tuned"))
     if len(entries) == len(suite.models):
         raise BenchError(
             f"no tuned parameters for suite {suite.name!r} under protocol {protocol} in "
             f"{tuned_path(suite.name)}; run `bench tune MODEL --suite {suite.name}` first"
         )
     return replace(suite, models=tuple(entries)), dev
+
+
+def _tuned_members(entry: Any, checked: Any) -> dict[str, dict[str, Any]]:
+    """An ensemble's members that have tuned parameters: ``{member: params}``. As for a model
+    itself, tuned values replace the suite's (its ``estimator_params``) name by name."""
+    from bench import registry
+
+    spec = registry.get(entry.name)
+    names: list[str] = []
+    for key in ("estimators", "tabular", "audio", "second_layer"):
+        if key in spec.parameters:
+            names += list(spec.value(entry.params, key) or ())
+    found = {}
+    for name in dict.fromkeys(names):
+        params = checked(name)
+        if params:
+            found[name] = params
+    return found

@@ -32,6 +32,13 @@ def data():
         ("bagging", {"base": "logreg", "n_estimators": 5}),
         ("hist_gb", {"max_iter": 100}),
         ("xgboost", {"n_estimators": 100}),
+        ("lightgbm", {"n_estimators": 60}),
+        ("catboost", {"iterations": 60}),
+        (
+            "ensemble",
+            {"estimators": ["logreg", "lightgbm"], "k": 3, "second_layer": ["logreg"]},
+        ),
+        ("stack", {"estimators": ["logreg", "svm"], "bag": 3}),
         (
             "stack",
             {"estimators": ["logreg", "rf"], "estimator_params": {"rf": {"n_estimators": 50}}},

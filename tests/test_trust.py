@@ -30,6 +30,17 @@ QUICK = {
     "extra_trees": {"n_estimators": 5},
     "bagging": {"n_estimators": 3},
     "xgboost": {"n_estimators": 5},
+    "lightgbm": {"n_estimators": 5},
+    "catboost": {"iterations": 5},
+    "ensemble": {
+        "k": 2,
+        "estimator_params": {
+            "lightgbm": {"n_estimators": 5},
+            "catboost": {"iterations": 5},
+            "extra_trees": {"n_estimators": 5},
+            "mlp": {"epochs": 2},
+        },
+    },
     "hist_gb": {"max_iter": 5, "early_stopping": False},
     "stack": {"cv": 2, "estimator_params": {"rf": {"n_estimators": 5}}},
     "stack_multimodal": {

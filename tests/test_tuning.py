@@ -325,6 +325,29 @@ def test_run_tuned_scores_tuned_beside_default_outside_the_dev_split(
     assert main([*run, "--seed", "1"]) == 2
     assert "logreg was tuned on another development split" in capsys.readouterr().err
 
+    # An ensemble whose members were tuned gets a tuned entry with them: tuned values replace
+    # the suite's for that member, its other members keep the suite's.
+    from dataclasses import replace
+
+    from bench.suites import ModelEntry, load_suite
+    from bench.tuned import apply_tuned
+
+    stack = ModelEntry(
+        "stack",
+        {
+            "estimators": ["logreg", "svm"],
+            "estimator_params": {"logreg": {"C": 123.0, "max_iter": 500}, "svm": {"C": 3.0}},
+        },
+    )
+    plain = replace(load_suite(str(suite)), models=(stack,))
+    fed, _ = apply_tuned(plain, load_gtzan(data))
+    assert [(e.name, e.variant) for e in fed.models] == [("stack", "default"), ("stack", "tuned")]
+    C = tuned["stratified-kfold"]["params"]["C"]
+    assert fed.models[1].params["estimator_params"] == {
+        "logreg": {"C": C, "max_iter": 500},
+        "svm": {"C": 3.0},
+    }
+
 
 def test_two_machines_share_one_postgresql_study_exactly(
     setup: tuple[Path, Path], postgres_url: str

@@ -12,6 +12,9 @@ from typing import Any
 from bench.registry import register
 
 DEFAULT_STACK = ("logreg", "svm", "rf", "xgboost")
+DEFAULT_ENSEMBLE = ("logreg", "svm", "extra_trees", "lightgbm", "catboost", "mlp")
+"""``ensemble``'s members: the strongest and most diverse per second of fit on real GTZAN
+features (see ``reports/gtzan/ensemble_members.md``)."""
 
 
 def _trees_space(trial: Any) -> dict[str, Any]:
@@ -144,18 +147,33 @@ def stack(
     final_C: float = 1.0,
     cv: int = 5,
     passthrough: bool = False,
+    bag: int = 0,
     device: str = "auto",
+    n_jobs: int | None = None,
     random_state: int | None = 0,
 ) -> Any:
-    """Out-of-fold stacking: members' predict_proba -> logistic-regression meta-learner."""
+    """Out-of-fold stacking: members' predict_proba -> logistic-regression meta-learner.
+
+    ``bag`` = k > 1: k-fold bagged members instead (each fitted k times, never on all rows,
+    their out-of-fold probabilities reused by the meta-learner; ``cv`` is then unused).
+    """
     from sklearn.ensemble import StackingClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
 
     members = [
-        (name, _member(name, (estimator_params or {}).get(name, {}), device, random_state))
+        (name, _member(name, (estimator_params or {}).get(name, {}), device, random_state, n_jobs))
         for name in estimators
     ]
+    if bag:
+        from bench.errors import BenchError
+        from bench.models.stacking import EnsembleSelection
+
+        if bag < 2 or passthrough:
+            raise BenchError("stack: bag must be 0 or at least 2 folds, and without passthrough")
+        return EnsembleSelection(
+            members, k=bag, combiner="logit", C=final_C, random_state=random_state
+        )
     return StackingClassifier(
         estimators=members,
         final_estimator=LogisticRegression(C=final_C, max_iter=2000),
@@ -165,12 +183,76 @@ def stack(
     )
 
 
-def _member(name: str, params: dict[str, Any], device: str, random_state: int | None) -> Any:
-    """A registered model with the stack's seed and device, where it takes them."""
+def _member(
+    name: str,
+    params: dict[str, Any],
+    device: str,
+    random_state: int | None,
+    n_jobs: int | None = None,
+) -> Any:
+    """A registered model with the ensemble's seed, device and threads, where it takes them."""
     from bench.registry import get
 
     spec = get(name)
-    return spec.create(**spec.complete(params, random_state, device))
+    full = spec.complete(params, random_state, device)
+    if "n_jobs" in spec.parameters and full.get("n_jobs") is None and n_jobs is not None:
+        full["n_jobs"] = n_jobs
+    return spec.create(**full)
+
+
+def _ensemble_space(trial: Any) -> dict[str, Any]:
+    """How the selection is made (members keep the suite's, or with --tuned their tuned,
+    parameters)."""
+    return {
+        "metric": trial.suggest_categorical("metric", ["log_loss", "accuracy"]),
+        "bags": trial.suggest_categorical("bags", [0, 20]),
+    }
+
+
+@register("ensemble", family="stacking", search_space=_ensemble_space)
+def ensemble(
+    estimators: list[str] | tuple[str, ...] = DEFAULT_ENSEMBLE,
+    estimator_params: dict[str, dict[str, Any]] | None = None,
+    k: int = 5,
+    metric: str = "log_loss",
+    bags: int = 20,
+    second_layer: list[str] | tuple[str, ...] = ("logreg",),
+    device: str = "auto",
+    n_jobs: int | None = None,
+    random_state: int | None = 0,
+) -> Any:
+    """Greedy ensemble selection (Caruana et al. 2004/2006) over k-fold bagged members.
+
+    Each member is fitted ``k`` times (its out-of-fold probabilities come with the fit, and it
+    predicts the mean of its k models); selection with replacement, from the best member
+    alone, with ``bags`` bagged selections, optimises ``metric`` on those probabilities. The
+    ``second_layer`` models (on the features plus the members' log-probabilities) join only
+    where inner validation says they pay. Its weights per member are logged with each run.
+    """
+    from bench.errors import BenchError
+    from bench.models.stacking import EnsembleSelection
+
+    if metric not in ("log_loss", "accuracy"):
+        raise BenchError(f"ensemble: metric must be log_loss or accuracy, not {metric!r}")
+    if k < 2:
+        raise BenchError(f"ensemble: k must be at least 2 folds, not {k}")
+    params = estimator_params or {}
+    members = [
+        (name, _member(name, params.get(name, {}), device, random_state, n_jobs))
+        for name in estimators
+    ]
+    layer2 = [
+        (name, _member(name, params.get(name, {}), device, random_state, n_jobs))
+        for name in second_layer
+    ]
+    return EnsembleSelection(
+        members,
+        k=k,
+        metric=metric,
+        bags=bags,
+        second_layer=layer2,
+        random_state=random_state,
+    )
 
 
 def _multimodal_space(trial: Any) -> dict[str, Any]:

@@ -34,32 +34,81 @@ def _log_loss(proba: np.ndarray, y: np.ndarray) -> float:
     return float(-np.mean(np.log(np.clip(proba[np.arange(len(y)), y], _EPS, 1.0))))
 
 
+def _score(proba: np.ndarray, y: np.ndarray, metric: str) -> float:
+    """Lower is better: log loss, or the error rate with log loss breaking ties (accuracy
+    alone is flat over most of the weights, so the selection would wander)."""
+    loss = _log_loss(proba, y)
+    if metric == "log_loss":
+        return loss
+    return float(np.mean(proba.argmax(axis=1) != y)) + 1e-6 * loss
+
+
+def _select(P: np.ndarray, y: np.ndarray, members: np.ndarray, rounds: int, metric: str):
+    """Greedy selection with replacement among ``members`` (Caruana et al. 2004), from the best
+    one alone (sorted initialisation), keeping the best round: member counts and their score."""
+    scores = [_score(P[:, m], y, metric) for m in members]
+    first = int(members[int(np.argmin(scores))])
+    counts = np.zeros(P.shape[1])
+    counts[first] = 1
+    best_counts, best = counts.copy(), min(scores)
+    total = P[:, first].copy()
+    for _ in range(rounds):
+        size = counts.sum()
+        trials = [_score((total + P[:, m]) / (size + 1), y, metric) for m in members]
+        pick = int(members[int(np.argmin(trials))])
+        counts[pick] += 1
+        total += P[:, pick]
+        if min(trials) < best - 1e-12:
+            best_counts, best = counts.copy(), min(trials)
+    return best_counts, best
+
+
 class GreedyEnsemble(ClassifierMixin, BaseEstimator):
     """Weights over members from greedy selection with replacement on their probabilities.
 
-    Input: ``(rows, members, classes)`` probabilities, labels ``0..classes-1``.
+    Input: ``(rows, members, classes)`` probabilities, labels ``0..classes-1``. ``metric``:
+    ``log_loss`` or ``accuracy``. ``bags`` > 0: bagged selection (Caruana et al. 2006): each
+    bag selects among a random ``fraction`` of the members and the bags' weights are averaged,
+    which overfits the selection rows less. Those averaged weights are kept only while they
+    score no worse on the rows than the best member alone; otherwise the plain selection's
+    are. Either way the result never scores worse on the rows it was fitted on than its best
+    member.
     """
 
-    def __init__(self, rounds: int = 40) -> None:
+    def __init__(
+        self,
+        rounds: int = 40,
+        metric: str = "log_loss",
+        bags: int = 0,
+        fraction: float = 0.5,
+        random_state: int | None = 0,
+    ) -> None:
         self.rounds = rounds
+        self.metric = metric
+        self.bags = bags
+        self.fraction = fraction
+        self.random_state = random_state
 
     def fit(self, P: np.ndarray, y: np.ndarray) -> GreedyEnsemble:
+        if self.metric not in ("log_loss", "accuracy"):
+            raise ValueError(f"metric must be log_loss or accuracy, not {self.metric!r}")
         n_members = P.shape[1]
-        losses = [_log_loss(P[:, m], y) for m in range(n_members)]
-        counts = np.zeros(n_members)
-        counts[int(np.argmin(losses))] = 1  # sorted initialisation: the best member
-        best_counts, best_loss = counts.copy(), min(losses)
-        total = P[:, int(np.argmin(losses))].copy()
-        for _ in range(self.rounds):
-            size = counts.sum()
-            trials = [(total + P[:, m]) / (size + 1) for m in range(n_members)]
-            scores = [_log_loss(t, y) for t in trials]
-            pick = int(np.argmin(scores))
-            counts[pick] += 1
-            total += P[:, pick]
-            if scores[pick] < best_loss - 1e-12:
-                best_counts, best_loss = counts.copy(), scores[pick]
-        self.weights_ = best_counts / best_counts.sum()
+        everyone = np.arange(n_members)
+        counts, _ = _select(P, y, everyone, self.rounds, self.metric)
+        weights = counts / counts.sum()
+        single = min(_score(P[:, m], y, self.metric) for m in everyone)
+        if self.bags > 0 and n_members > 2:
+            rng = np.random.default_rng(self.random_state)
+            size = max(2, round(self.fraction * n_members))
+            bagged = np.zeros(n_members)
+            for _ in range(self.bags):
+                chosen = np.sort(rng.choice(n_members, size, replace=False))
+                c, _ = _select(P, y, chosen, self.rounds, self.metric)
+                bagged += c / c.sum()
+            bagged /= self.bags
+            if _score(np.tensordot(P, bagged, axes=([1], [0])), y, self.metric) <= single:
+                weights = bagged
+        self.weights_ = weights
         self.classes_ = np.arange(P.shape[2])
         return self
 
@@ -98,6 +147,85 @@ class LogitMeta(ClassifierMixin, BaseEstimator):
 
 def _rows(X: Any, index: np.ndarray) -> Any:
     return X.iloc[index] if hasattr(X, "iloc") else X[index]
+
+
+def _aligned(model: Any, X: Any, n_classes: int) -> np.ndarray:
+    """A model fitted on labels ``0..n_classes-1`` (some maybe missing from its rows): its
+    probabilities with a column per class, 0 for the classes it never saw."""
+    out = np.zeros((len(X), n_classes))
+    out[:, np.asarray(model.classes_, dtype=int)] = model.predict_proba(X)
+    return out
+
+
+def _folds(
+    codes: np.ndarray, groups: np.ndarray | None, k: int, random_state: int | None
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``k`` stratified folds over the rows, each group (artist) on one side when ``groups``
+    are given and there are at least ``k`` of them."""
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    with warnings.catch_warnings():  # a class with fewer rows than folds: fine here
+        warnings.filterwarnings("ignore", "The least populated class", UserWarning)
+        if groups is not None and len(np.unique(groups)) >= k:
+            folds = StratifiedGroupKFold(k, shuffle=True, random_state=random_state)
+            return list(folds.split(np.zeros(len(codes)), codes, groups))
+        folds = StratifiedKFold(k, shuffle=True, random_state=random_state)
+        return list(folds.split(np.zeros(len(codes)), codes))
+
+
+def _inner_score(
+    meta: Any,
+    P: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray | None,
+    folds: int,
+    random_state: int | None,
+    metric: str = "log_loss",
+) -> float:
+    """A combiner's mean held-out score over folds of the out-of-fold rows ``P``: what it
+    would score on rows it was not fitted on (lower is better)."""
+    smallest = int(np.bincount(y).min())
+    if smallest < 2:  # a class seen once: no fold can hold it out
+        return _score(clone(meta).fit(P, y).predict_proba(P), y, metric)
+    parts = _folds(y, groups, max(2, min(folds, smallest)), random_state)
+    scores = [
+        _score(clone(meta).fit(P[a], y[a]).predict_proba(P[b]), y[b], metric) for a, b in parts
+    ]
+    return float(np.mean(scores))
+
+
+class BaggedMember(ClassifierMixin, BaseEstimator):
+    """An estimator fitted ``k`` times, once on each fold's training side (AutoGluon's bagged
+    models): its out-of-fold probabilities (``oof_proba_``) come free with the fit, and it
+    predicts the mean of the ``k`` models. No model is refitted on all the rows.
+
+    Labels must be ``0..classes-1``. ``groups`` keeps each artist on one side of every fold.
+    """
+
+    def __init__(self, estimator: Any, k: int = 5, random_state: int | None = 0) -> None:
+        self.estimator = estimator
+        self.k = k
+        self.random_state = random_state
+
+    def fit(self, X: Any, y: Any, groups: Any = None) -> BaggedMember:
+        codes = np.asarray(y, dtype=int)
+        self.classes_ = np.arange(codes.max() + 1)
+        groups = None if groups is None else np.asarray(groups)
+        oof = np.zeros((len(codes), len(self.classes_)))
+        self.estimators_ = []
+        for train, test in _folds(codes, groups, self.k, self.random_state):
+            fitted = clone(self.estimator).fit(_rows(X, train), codes[train])
+            oof[test] = _aligned(fitted, _rows(X, test), len(self.classes_))
+            self.estimators_.append(fitted)
+        self.oof_proba_ = oof
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        n = len(self.classes_)
+        return np.mean([_aligned(e, X, n) for e in self.estimators_], axis=0)
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.predict_proba(X).argmax(axis=1)
 
 
 class SelectedStack(ClassifierMixin, BaseEstimator):
@@ -164,39 +292,15 @@ class SelectedStack(ClassifierMixin, BaseEstimator):
         candidates.update({f"logit C={c:g}": LogitMeta(C=c) for c in LOGIT_C})
         inner_groups = None if groups is None else groups[held]
         self.meta_scores_ = {
-            name: self._inner_loss(meta, P, target, inner_groups)
+            name: _inner_score(meta, P, target, inner_groups, self.meta_cv, self.random_state)
             for name, meta in candidates.items()
         }
         self.meta_name_ = min(self.meta_scores_, key=self.meta_scores_.get)
         self.metas_ = {name: meta.fit(P, target) for name, meta in candidates.items()}
         return self
 
-    def _inner_loss(
-        self, meta: Any, P: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None
-    ) -> float:
-        from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
-
-        smallest = int(np.bincount(y).min())
-        k = max(2, min(self.meta_cv, smallest))
-        if smallest < 2:  # a class seen once: no fold can hold it out
-            return _log_loss(clone(meta).fit(P, y).predict_proba(P), y)
-        if groups is not None and len(np.unique(groups)) >= k:
-            folds = StratifiedGroupKFold(k, shuffle=True, random_state=self.random_state)
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", "The least populated class", UserWarning)
-                parts = list(folds.split(P, y, groups))
-        else:
-            parts = StratifiedKFold(k, shuffle=True, random_state=self.random_state).split(P, y)
-        losses = [
-            _log_loss(clone(meta).fit(P[a], y[a]).predict_proba(P[b]), y[b]) for a, b in parts
-        ]
-        return float(np.mean(losses))
-
     def _aligned(self, model: Any, X: Any) -> np.ndarray:
-        """A member's probabilities in this stack's class order (classes a fold lacked: 0)."""
-        out = np.zeros((len(X), len(self.classes_)))
-        out[:, np.asarray(model.classes_, dtype=int)] = model.predict_proba(X)
-        return out
+        return _aligned(model, X, len(self.classes_))
 
     def _member_probas(self, X: Any) -> np.ndarray:
         return np.stack([self._aligned(m, X) for m in self.members_], axis=1)
@@ -212,3 +316,123 @@ class SelectedStack(ClassifierMixin, BaseEstimator):
         """The greedy candidate's weight per member (whichever candidate was chosen)."""
         weights = self.metas_["greedy"].weights_
         return {name: float(w) for (name, _), w in zip(self.estimators, weights, strict=True)}
+
+
+class EnsembleSelection(ClassifierMixin, BaseEstimator):
+    """Bagged members combined over their out-of-fold probabilities (AutoGluon's
+    ``WeightedEnsemble`` over ``_BAG_L1`` models, and optionally a second layer).
+
+    Each of ``estimators`` (``(name, estimator)`` pairs) is a :class:`BaggedMember`, fitted
+    ``k`` times on the same ``k`` folds; the combiner is fitted once on their out-of-fold
+    probabilities, which are never recomputed:
+
+    - ``combiner="greedy"``: greedy ensemble selection with replacement (sorted initialisation,
+      ``bags`` bagged selections, :class:`GreedyEnsemble`) optimising ``metric``;
+    - ``combiner="logit"``: a logistic regression (``C``) on their log-probabilities.
+
+    ``second_layer``: ``(name, estimator)`` pairs fitted, bagged on the same folds, on the
+    original features beside the first layer's out-of-fold log-probabilities. They join the
+    combiner's candidates only when inner validation (``meta_cv`` folds over the out-of-fold
+    rows) scores the combiner better with them than without (``layer_scores_``).
+    """
+
+    def __init__(
+        self,
+        estimators: list[tuple[str, Any]],
+        k: int = 5,
+        combiner: str = "greedy",
+        metric: str = "log_loss",
+        bags: int = 20,
+        C: float = 1.0,
+        second_layer: list[tuple[str, Any]] | tuple = (),
+        meta_cv: int = 5,
+        random_state: int | None = 0,
+    ) -> None:
+        self.estimators = estimators
+        self.k = k
+        self.combiner = combiner
+        self.metric = metric
+        self.bags = bags
+        self.C = C
+        self.second_layer = second_layer
+        self.meta_cv = meta_cv
+        self.random_state = random_state
+
+    def _combiner(self) -> Any:
+        if self.combiner == "greedy":
+            return GreedyEnsemble(
+                metric=self.metric, bags=self.bags, random_state=self.random_state
+            )
+        if self.combiner == "logit":
+            return LogitMeta(C=self.C)
+        raise ValueError(f"combiner must be greedy or logit, not {self.combiner!r}")
+
+    def fit(self, X: Any, y: Any, groups: Any = None) -> EnsembleSelection:
+        """``groups`` (an artist per row): every bag's folds keep each artist on one side."""
+        self.classes_, codes = np.unique(np.asarray(y), return_inverse=True)
+        groups = None if groups is None else np.asarray(groups)
+        self.members_ = [
+            BaggedMember(e, self.k, self.random_state).fit(X, codes, groups)
+            for _, e in self.estimators
+        ]
+        P = np.stack([m.oof_proba_ for m in self.members_], axis=1)
+        self.layer2_: list[BaggedMember] = []
+        self.layer_scores_: dict[str, float] = {}
+        if self.second_layer:
+            X2 = self._layer2_input(X, P)
+            layer2 = [
+                BaggedMember(e, self.k, self.random_state).fit(X2, codes, groups)
+                for _, e in self.second_layer
+            ]
+            both = np.concatenate([P, np.stack([m.oof_proba_ for m in layer2], axis=1)], axis=1)
+            for name, candidate in (("layer 1", P), ("layers 1+2", both)):
+                combiner, seed = self._combiner(), self.random_state
+                self.layer_scores_[name] = _inner_score(
+                    combiner, candidate, codes, groups, self.meta_cv, seed, self.metric
+                )
+            if self.layer_scores_["layers 1+2"] < self.layer_scores_["layer 1"]:
+                self.layer2_, P = layer2, both
+        self.oof_proba_ = P
+        """The combiner's inputs: each used member's out-of-fold probabilities."""
+        self.meta_ = self._combiner().fit(P, codes)
+        return self
+
+    @staticmethod
+    def _layer2_input(X: Any, P: np.ndarray) -> np.ndarray:
+        logs = np.log(np.clip(P, _EPS, 1.0)).reshape(len(P), -1)
+        return np.hstack([np.asarray(X, dtype=np.float64), logs])
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        weights = getattr(self.meta_, "weights_", None)
+        n = len(self.classes_)
+        needed = self.layer2_ or weights is None
+        P = np.stack(
+            [
+                m.predict_proba(X) if needed or weights[i] > 0 else np.zeros((len(X), n))
+                for i, m in enumerate(self.members_)
+            ],
+            axis=1,
+        )
+        if self.layer2_:
+            X2 = self._layer2_input(X, P)
+            P = np.concatenate(
+                [P, np.stack([m.predict_proba(X2) for m in self.layer2_], axis=1)], axis=1
+            )
+        return self.meta_.predict_proba(P)
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    @property
+    def weights_(self) -> dict[str, float]:
+        """Each member's weight in the greedy combination (second-layer members as ``L2 name``);
+        empty for the logistic combiner, whose coefficients are not weights."""
+        weights = getattr(self.meta_, "weights_", None)
+        if weights is None:
+            return {}
+        names = [n for n, _ in self.estimators] + [f"L2 {n}" for n, _ in self.layer2_names()]
+        return {name: float(w) for name, w in zip(names, weights, strict=True)}
+
+    def layer2_names(self) -> list[tuple[str, Any]]:
+        """The second-layer members in use (none when inner validation kept one layer)."""
+        return list(self.second_layer) if self.layer2_ else []

@@ -1,9 +1,12 @@
-"""Classical tabular baselines and the two boosting models, ``xgboost`` and ``hist_gb``.
+"""Classical tabular baselines and the boosting models: ``xgboost``, ``lightgbm``, ``catboost``
+and ``hist_gb``.
 
 The baselines standardise their inputs inside a pipeline, so scaling is always fitted on the
 training fold only (one of the original projects fitted its scaler on the test data); trees
-need no scaling. ``xgboost`` is registered as the class
-:class:`~bench.models.boosting.XGBoostClassifier`, imported when the model is first used.
+need no scaling. ``xgboost``, ``lightgbm`` and ``catboost`` are registered as classes of
+:mod:`bench.models.boosting`, imported when the model is first used. Device rule: a booster
+whose PyPI wheel trains on CUDA (XGBoost, CatBoost) takes ``device`` and uses the GPU when the
+run's device is ``cuda``; LightGBM's wheel has no CUDA build, so it takes no ``device``.
 """
 
 from __future__ import annotations
@@ -70,6 +73,46 @@ register_class(
     family="boosting",
     search_space=_xgb_space,
     description="Gradient-boosted trees (XGBoost hist; CUDA on a GPU; optional early stopping).",
+)
+
+
+def _lightgbm_space(trial: Any) -> dict[str, Any]:
+    return {
+        "n_estimators": trial.suggest_int("n_estimators", 100, 1000, log=True),
+        "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.2, log=True),
+        "num_leaves": trial.suggest_int("num_leaves", 4, 64, log=True),
+        "min_child_samples": trial.suggest_int("min_child_samples", 3, 40, log=True),
+        "subsample": trial.suggest_float("subsample", 0.5, 1.0),
+        "colsample_bytree": trial.suggest_float("colsample_bytree", 0.2, 1.0),
+        "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 10, log=True),
+        "extra_trees": trial.suggest_categorical("extra_trees", [False, True]),
+    }
+
+
+register_class(
+    "lightgbm",
+    "bench.models.boosting:LightGBMClassifier",
+    family="boosting",
+    search_space=_lightgbm_space,
+    description="Gradient-boosted trees (LightGBM, leaf-wise; extra_trees=true: random splits).",
+)
+
+
+def _catboost_space(trial: Any) -> dict[str, Any]:
+    return {
+        "iterations": trial.suggest_int("iterations", 100, 1000, log=True),
+        "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.3, log=True),
+        "depth": trial.suggest_int("depth", 3, 8),
+        "l2_leaf_reg": trial.suggest_float("l2_leaf_reg", 0.3, 30, log=True),
+    }
+
+
+register_class(
+    "catboost",
+    "bench.models.boosting:CatBoostClassifier",
+    family="boosting",
+    search_space=_catboost_space,
+    description="Gradient-boosted symmetric trees (CatBoost, ordered boosting; CUDA on a GPU).",
 )
 
 
