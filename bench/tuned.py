@@ -3,7 +3,7 @@
 
 This module imports no Optuna: a ``--tuned`` run reads the file, checks that the parameters
 were tuned on the exact development split and data the run will hold out, and adds a
-``tuned`` entry beside each model that has some.
+``tuned`` entry beside each model that has some, and beside each ensemble with a tuned member.
 """
 
 from __future__ import annotations

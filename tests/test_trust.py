@@ -31,13 +31,16 @@ QUICK = {
     "bagging": {"n_estimators": 3},
     "xgboost": {"n_estimators": 5},
     "lightgbm": {"n_estimators": 5},
+    "lightgbm_xt": {"n_estimators": 5},
     "catboost": {"iterations": 5},
     "ensemble": {
         "k": 2,
         "estimator_params": {
             "lightgbm": {"n_estimators": 5},
+            "lightgbm_xt": {"n_estimators": 5},
             "catboost": {"iterations": 5},
             "extra_trees": {"n_estimators": 5},
+            "rf": {"n_estimators": 5},
             "mlp": {"epochs": 2},
         },
     },

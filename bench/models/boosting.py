@@ -178,13 +178,14 @@ class LightGBMClassifier(_SavedAsModelData):
 
 class CatBoostClassifier(_SavedAsModelData):
     """CatBoost ordered boosting on symmetric trees; on ``device="cuda"`` it trains on the GPU,
-    as ``xgboost`` does."""
+    as ``xgboost`` does. Depth 4 at rate 0.15: on real GTZAN features a third of depth 6's fit
+    time (10 classes, 300 rounds), which matters when it is bagged five times."""
 
     def __init__(
         self,
         iterations: int = 300,
-        learning_rate: float = 0.1,
-        depth: int = 6,
+        learning_rate: float = 0.15,
+        depth: int = 4,
         l2_leaf_reg: float = 3.0,
         device: str = "cpu",
         n_jobs: int | None = None,

@@ -98,6 +98,26 @@ register_class(
 )
 
 
+@register("lightgbm_xt", family="boosting", search_space=_lightgbm_space)
+def lightgbm_xt(
+    n_estimators: int = 300,
+    learning_rate: float = 0.05,
+    num_leaves: int = 15,
+    min_child_samples: int = 10,
+    subsample: float = 0.8,
+    colsample_bytree: float = 0.5,
+    reg_lambda: float = 0.0,
+    extra_trees: bool = True,
+    n_jobs: int | None = None,
+    random_state: int = 0,
+) -> Any:
+    """LightGBM with randomised split thresholds (AutoGluon's LightGBMXT): ``lightgbm`` with
+    ``extra_trees`` on, a member of its own in ensembles."""
+    from bench.models.boosting import LightGBMClassifier
+
+    return LightGBMClassifier(**locals())
+
+
 def _catboost_space(trial: Any) -> dict[str, Any]:
     return {
         "iterations": trial.suggest_int("iterations", 100, 1000, log=True),
