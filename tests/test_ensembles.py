@@ -94,3 +94,10 @@ def test_every_family_is_registered() -> None:
         get(n).family for n in ("rf", "extra_trees", "bagging", "hist_gb", "xgboost", "stack")
     }
     assert families == {"bagging", "boosting", "stacking"}
+
+
+def test_lightgbm_xt_is_lightgbm_with_random_splits() -> None:
+    model = create("lightgbm_xt", n_estimators=7)
+    assert type(model).__name__ == "LightGBMClassifier"
+    assert model.get_params()["extra_trees"] is True and model.n_estimators == 7
+    assert create("lightgbm").get_params()["extra_trees"] is False

@@ -113,9 +113,10 @@ def lightgbm_xt(
 ) -> Any:
     """LightGBM with randomised split thresholds (AutoGluon's LightGBMXT): ``lightgbm`` with
     ``extra_trees`` on, a member of its own in ensembles."""
+    params = dict(locals())
     from bench.models.boosting import LightGBMClassifier
 
-    return LightGBMClassifier(**locals())
+    return LightGBMClassifier(**params)
 
 
 def _catboost_space(trial: Any) -> dict[str, Any]:
