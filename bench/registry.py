@@ -11,7 +11,7 @@ Example::
 
     >>> from bench.registry import create, get, list_models
     >>> [m.name for m in list_models(family="boosting")]
-    ['hist_gb', 'xgboost']
+    ['catboost', 'hist_gb', 'lightgbm', 'lightgbm_xt', 'xgboost']
     >>> create("logreg", C=0.5).get_params()["logisticregression__C"]
     0.5
     >>> get("xgboost").parameters[:3]
