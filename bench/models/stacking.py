@@ -256,28 +256,17 @@ class SelectedStack(ClassifierMixin, BaseEstimator):
         """``groups`` (an artist per row): inner folds keep each group on one side, as the
         outer artist-grouped folds do, so no member's out-of-fold probabilities profit from
         an artist it was trained on."""
-        from sklearn.model_selection import (
-            StratifiedGroupKFold,
-            StratifiedKFold,
-            StratifiedShuffleSplit,
-        )
+        from sklearn.model_selection import StratifiedShuffleSplit
 
         self.classes_, codes = np.unique(np.asarray(y), return_inverse=True)
         n = len(codes)
         groups = None if groups is None else np.asarray(groups)
-        if groups is not None:
-            k = self.cv if self.blend <= 0 else max(2, round(1 / self.blend))
-            folds = StratifiedGroupKFold(k, shuffle=True, random_state=self.random_state)
-            with warnings.catch_warnings():  # a class with fewer rows than folds: fine here
-                warnings.filterwarnings("ignore", "The least populated class", UserWarning)
-                splits = list(folds.split(np.zeros(n), codes, groups))
-            splits = splits[:1] if self.blend > 0 else splits
-        elif self.blend > 0:
+        if self.blend > 0 and groups is None:
             split = StratifiedShuffleSplit(1, test_size=self.blend, random_state=self.random_state)
             splits = list(split.split(np.zeros(n), codes))
-        else:
-            folds = StratifiedKFold(self.cv, shuffle=True, random_state=self.random_state)
-            splits = list(folds.split(np.zeros(n), codes))
+        else:  # k-fold; blending with groups holds out one fold of round(1 / blend)
+            k = self.cv if self.blend <= 0 else max(2, round(1 / self.blend))
+            splits = _folds(codes, groups, k, self.random_state)[: 1 if self.blend > 0 else k]
         held = np.concatenate([test for _, test in splits])
         oof = np.zeros((n, len(self.estimators), len(self.classes_)))
         for m, (_, estimator) in enumerate(self.estimators):

@@ -11,32 +11,16 @@ seconds, the leaderboard's best model and the versions used. Imports nothing fro
 from __future__ import annotations
 
 import json
-import platform
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from autogluon.tabular import TabularPredictor
+from installed import versions  # beside this script, in benchmarks/peers/
 
 PACKAGES = ("autogluon.tabular", "lightgbm", "catboost", "xgboost", "scikit-learn", "numpy")
-
-
-def versions() -> dict[str, str]:
-    """Installed versions of the packages AutoGluon's models come from."""
-    found = {"python": platform.python_version()}
-    for name in PACKAGES:
-        for dist in (name, f"{name}-cpu"):  # xgboost may come as the xgboost-cpu wheel
-            try:
-                found[dist] = metadata.version(dist)
-                break
-            except metadata.PackageNotFoundError:
-                continue
-        else:
-            found[name] = "not installed"
-    return found
 
 
 def _predictor(label: str, path: Path) -> TabularPredictor:
@@ -100,7 +84,7 @@ def run(folder: Path) -> dict[str, Any]:
             "models_trained": len(board),
             "leaderboard_top": top.to_dict(orient="records"),
         },
-        "versions": versions(),
+        "versions": versions(PACKAGES),
     }
 
 

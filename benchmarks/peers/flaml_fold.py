@@ -11,34 +11,18 @@ seconds, the estimator FLAML chose and the versions used. Imports nothing from b
 from __future__ import annotations
 
 import json
-import platform
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from flaml import AutoML
+from installed import versions  # beside this script, in benchmarks/peers/
 
 PACKAGES = ("flaml", "lightgbm", "xgboost", "scikit-learn", "numpy")
 METRIC = "accuracy"
 """What FLAML's search minimises (as 1 - accuracy): the metric the leaderboard ranks by."""
-
-
-def versions() -> dict[str, str]:
-    """Installed versions of the packages FLAML's estimators come from."""
-    found = {"python": platform.python_version()}
-    for name in PACKAGES:
-        for dist in (name, f"{name}-cpu"):  # xgboost may come as the xgboost-cpu wheel
-            try:
-                found[dist] = metadata.version(dist)
-                break
-            except metadata.PackageNotFoundError:
-                continue
-        else:
-            found[name] = "not installed"
-    return found
 
 
 def _plain(value: Any) -> Any:
@@ -90,7 +74,7 @@ def run(folder: Path) -> dict[str, Any]:
                 str(k): int(v) for k, v in getattr(automl, "_iter_per_learner", {}).items()
             },
         },
-        "versions": versions(),
+        "versions": versions(PACKAGES),
     }
 
 
