@@ -17,7 +17,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -240,7 +240,7 @@ def run_suite(
     if reaped:
         log.info("marked %d run(s) left RUNNING by a killed process as KILLED", reaped)
     done = tracker.finished_job_keys()
-    pending = [j for j in jobs if j.key not in done]
+    pending = longest_first([j for j in jobs if j.key not in done], tracker.model_seconds())
     for job in jobs:  # logged, but killed before its checkpoints were removed
         if job.key in done:
             shutil.rmtree(checkpoint_dir(job), ignore_errors=True)
@@ -350,6 +350,28 @@ def run_suite(
                 status=status,
             )
     return summary
+
+
+LONG_FAMILIES = ("stacking",)
+"""Families whose models fit many models each (their members, per inner fold)."""
+
+
+def longest_first(jobs: list[Job], seconds: Mapping[str, float]) -> list[Job]:
+    """``jobs`` in the order to start them: the longest first, so that the last job to end
+    is a short one and no worker waits idle on one long job at the end (the classic
+    longest-processing-time rule). ``seconds`` are the models' recorded times in this store
+    (:meth:`Tracker.model_seconds`). A model without a record goes first: ensembles and
+    stacks (which fit many models), then audio models, then the rest in suite order. The
+    order changes when jobs run, never what they compute."""
+
+    def rank(job: Job) -> tuple[int, float]:
+        known = seconds.get(job.model)
+        if known is not None:
+            return (1, -known)
+        static = 2 if job.family in LONG_FAMILIES else int(job.input_kind != "tabular")
+        return (0, -static)
+
+    return sorted(jobs, key=rank)  # stable: a model's folds keep their order
 
 
 class _Heartbeat:

@@ -25,6 +25,7 @@ import logging
 import os
 import re
 import socket
+import statistics
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -376,6 +377,17 @@ class Tracker:
     def finished_job_keys(self) -> set[str]:
         runs = self._search(f"tags.`{KIND}` = '{JOB}' and attributes.status = '{Status.FINISHED}'")
         return {run.data.tags[Tag.JOB_KEY] for run in runs}
+
+    def model_seconds(self) -> dict[str, float]:
+        """The median wall time, claim to record, of each model's FINISHED jobs in this
+        experiment (any protocol or fold): what the runner orders its jobs by."""
+        runs = self._search(f"tags.`{KIND}` = '{JOB}' and attributes.status = '{Status.FINISHED}'")
+        seconds: dict[str, list[float]] = {}
+        for run in runs:
+            if run.info.end_time and run.info.start_time:
+                wall = (run.info.end_time - run.info.start_time) / 1000
+                seconds.setdefault(run.data.tags.get(Tag.MODEL, ""), []).append(wall)
+        return {model: statistics.median(walls) for model, walls in seconds.items()}
 
     def start_parent(
         self, name: str, params: Mapping[str, Any], tags: Mapping[str, str], description: str = ""

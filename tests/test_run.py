@@ -113,6 +113,43 @@ def test_run_logs_every_model_and_fold(tabular_gtzan: Path, tmp_path: Path, caps
     assert "5-fold" not in board and "3-fold stratified" in board
 
 
+def test_jobs_start_longest_first_by_the_times_the_store_recorded(
+    tabular_gtzan: Path, tmp_path: Path
+) -> None:
+    models = LOGREG_RF.split('[[models]]\nname = "rf"')[0]
+    models += '[[models]]\nname = "sleepy"\nparams = { seconds = 2.0 }\n'
+    suite = write_suite(tmp_path / "order.toml", models, folds=3)
+    args = ["run", "--suite", str(suite), "--data-dir", str(tabular_gtzan), "--workers", "1"]
+
+    def started(seed: str) -> list[str]:
+        runs = [r for r in job_runs("order", "FINISHED") if r.data.tags["bench.seed"] == seed]
+        runs.sort(key=lambda r: r.info.start_time)
+        return [f"{r.data.tags['bench.model']}/{r.data.tags['bench.fold']}" for r in runs]
+
+    logreg, sleepy = ([f"{m}/fold{k}" for k in range(3)] for m in ("logreg", "sleepy"))
+    assert main([*args, "--no-report"]) == 0  # a fresh store: the suite's order
+    assert started("0") == logreg + sleepy
+    # new jobs (another seed): sleepy's recorded median (the first job also starts the
+    # job processes' server, so a mean could rank logreg first) puts it first
+    assert main([*args, "--no-report", "--seed", "1"]) == 0
+    assert started("1") == sleepy + logreg
+
+
+def test_without_records_ensembles_then_audio_models_start_first() -> None:
+    from bench.data.splits import Fold
+    from bench.runner import Job, longest_first
+
+    fold = Fold("fold0", np.arange(2), np.arange(2, 4))
+
+    def job(model: str, family: str = "baseline", kind: str = "tabular") -> Job:
+        return Job(model, family, dict, {}, fold, "h", kind)
+
+    jobs = [job("logreg"), job("cnn", "cnn", "audio"), job("ensemble", "stacking"), job("rf")]
+    assert [j.model for j in longest_first(jobs, {})] == ["ensemble", "cnn", "logreg", "rf"]
+    recorded = {"logreg": 1.0, "rf": 9.0, "ensemble": 5.0}  # cnn unknown: it goes first
+    assert [j.model for j in longest_first(jobs, recorded)] == ["cnn", "rf", "ensemble", "logreg"]
+
+
 def test_failure_and_budget_are_runs_not_crashes(tabular_gtzan: Path, tmp_path: Path) -> None:
     models = (
         LOGREG_RF.split('[[models]]\nname = "rf"')[0]
