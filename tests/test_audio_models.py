@@ -327,14 +327,16 @@ def test_overlapping_segments_start_every_hop_and_keep_every_frame():
 
 def test_test_overlap_adds_prediction_segments_only(split, fitted_cnn):
     x_train, _, x_test, y_test = split
-    model = copy.deepcopy(fitted_cnn).set_params(test_overlap=0.5)
+    model = copy.deepcopy(fitted_cnn).set_params(test_overlap=0.5)  # the default
+    apart = copy.deepcopy(fitted_cnn).set_params(test_overlap=0.0)
+    assert len(apart._to_tensor(x_test, fit=False)[0]) == 2 * len(x_test)
     x, rows = model._to_tensor(x_test, fit=False)
     assert len(x) == 3 * len(x_test)  # 6 s clips: 3 s segments at 0, 1.5 and 3 s
     assert np.bincount(rows).tolist() == [3] * len(x_test)
     assert len(model._to_tensor(x_train, fit=True)[0]) == 2 * len(x_train)  # training: apart
     proba = model.predict_proba(x_test)
     assert proba.shape == (len(x_test), 10)
-    assert not np.allclose(proba, fitted_cnn.predict_proba(x_test))  # more segments averaged
+    assert not np.allclose(proba, apart.predict_proba(x_test))  # more segments averaged
     assert (model.classes_[proba.argmax(1)] == y_test).mean() >= 0.6
 
 
@@ -351,7 +353,7 @@ def test_cosine_schedule_and_mixup_train_a_learning_model(split, feature_dir):
     np.testing.assert_array_equal(again.predict_proba(x_test), cosine.predict_proba(x_test))
     plain = CNNClassifier(lr_schedule="cosine", **params).fit(x_train, y_train)
     assert [m["train_loss"] for m in plain.history_] != [m["train_loss"] for m in cosine.history_]
-    constant = CNNClassifier(**params).fit(x_train[:8], y_train[:8])
+    constant = CNNClassifier(lr_schedule="constant", **params).fit(x_train[:8], y_train[:8])
     assert {m["lr"] for m in constant.history_} == {2e-3}
 
 
