@@ -102,7 +102,7 @@ def servable_folds(
                 f"{', '.join(empty)}: no tracks with audio on one side of the split ({audio_note})"
             )
             folds = [f for f in folds if f.name not in empty]
-    inner = spec.value(params, "cv")  # stacking's own cross-validation
+    inner = spec.value(params, "bag") or spec.value(params, "cv")  # a stack's own folds
     thin = thin_for_inner_cv(dataset, folds, inner)
     if thin:
         reason = (

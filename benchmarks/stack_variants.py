@@ -1,10 +1,13 @@
-"""How the multimodal stack makes its members' out-of-fold probabilities: inner folds or blending.
+"""How the multimodal stack makes its members' out-of-fold probabilities: inner folds, blending
+or k-fold bagging.
 
     python benchmarks/stack_variants.py [--data-dir ../shared/data/gtzan-160]
 
-Runs `cnn` and `stack_multimodal` on gtzan-160's 3 artist-grouped folds, once with the default
-5 inner folds (each member fitted 6 times) and once with `blend = 0.25` (a held-out quarter,
-each member fitted twice), each with a cold feature cache, in the same run, and writes
+Runs `cnn` and `stack_multimodal` on gtzan-160's 3 artist-grouped folds, once with 5 inner
+folds (`cv = 5`: each member fitted 6 times), once with `blend = 0.25` (a held-out quarter,
+each member fitted twice) and once with `bag = 3` (each member fitted 3 times on two thirds of
+the rows, never refitted, predicting the mean of its 3 models), each with a cold feature
+cache, in the same run, and writes
 reports/gtzan-160/stack_variants.md: accuracy per fold, mean ± std, fit seconds, the ratio of
 the stack's fit time to the CNN's, and the meta-learner each fold chose with the greedy weights.
 """
@@ -40,7 +43,7 @@ name = "cnn"
 name = "stack_multimodal"
 params = {{ {params} }}
 """
-VARIANTS = {"cv5": "cv = 5", "blend": "blend = 0.25"}
+VARIANTS = {"cv5": "cv = 5", "blend": "blend = 0.25", "bag3": "bag = 3"}
 
 
 def _jobs(store: str, suite: str) -> list[dict]:
@@ -79,7 +82,7 @@ def main() -> int:
     args = parser.parse_args()
     bench = str(Path(sys.executable).with_name("bench"))
     lines = [
-        "# Multimodal stack: inner folds or blending",
+        "# Multimodal stack: inner folds, blending or bagging",
         "",
         f"`python benchmarks/stack_variants.py` on `{args.data_dir.name}`, 3 artist-grouped "
         f"folds, {os.cpu_count()} cores, 2 jobs at once; `cnn` runs beside each variant so its "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import multiprocessing
 import os
 import subprocess
@@ -21,7 +22,13 @@ from bench.features import cache as cache_module
 from bench.features.cache import FeatureCache
 from bench.features.spectrogram import SpectrogramParams, spectrograms
 from bench.features.synthetic import synth_gtzan
-from bench.models.cnn import CNNClassifier, ReferenceCNN, ReferenceCNNClassifier, reference_params
+from bench.models.cnn import (
+    CNNClassifier,
+    ReferenceCNN,
+    ReferenceCNNClassifier,
+    cut_segments,
+    reference_params,
+)
 
 SR = 22050
 
@@ -305,6 +312,63 @@ def test_cnn_validation_split_keeps_each_track_on_one_side(split, feature_dir):
     assert len(train) and len(val)
     assert set(rows[train]).isdisjoint(rows[val])
     assert sorted(np.concatenate([train, val])) == list(range(len(x)))
+
+
+def test_overlapping_segments_start_every_hop_and_keep_every_frame():
+    image = np.arange(3 * 10, dtype=np.float32).reshape(3, 10)
+    apart = cut_segments(image, 4)
+    assert apart.shape == (2, 3, 4) and (apart[1] == image[:, 4:8]).all()
+    overlapping = cut_segments(image, 4, hop=2)
+    assert overlapping.shape == (4, 3, 4)  # starts 0, 2, 4, 6
+    for index, start in enumerate((0, 2, 4, 6)):
+        assert (overlapping[index] == image[:, start : start + 4]).all()
+    assert (cut_segments(image, 4, hop=4) == apart).all()
+
+
+def test_test_overlap_adds_prediction_segments_only(split, fitted_cnn):
+    x_train, _, x_test, y_test = split
+    model = copy.deepcopy(fitted_cnn).set_params(test_overlap=0.5)  # the default
+    apart = copy.deepcopy(fitted_cnn).set_params(test_overlap=0.0)
+    assert len(apart._to_tensor(x_test, fit=False)[0]) == 2 * len(x_test)
+    x, rows = model._to_tensor(x_test, fit=False)
+    assert len(x) == 3 * len(x_test)  # 6 s clips: 3 s segments at 0, 1.5 and 3 s
+    assert np.bincount(rows).tolist() == [3] * len(x_test)
+    assert len(model._to_tensor(x_train, fit=True)[0]) == 2 * len(x_train)  # training: apart
+    proba = model.predict_proba(x_test)
+    assert proba.shape == (len(x_test), 10)
+    assert not np.allclose(proba, apart.predict_proba(x_test))  # more segments averaged
+    assert (model.classes_[proba.argmax(1)] == y_test).mean() >= 0.6
+
+
+def test_cosine_schedule_and_mixup_train_a_learning_model(split, feature_dir):
+    x_train, y_train, x_test, y_test = split
+    params = dict(epochs=12, batch_size=16, patience=None, device="cpu", cache_dir=feature_dir)
+    cosine = CNNClassifier(lr_schedule="cosine", mixup=0.4, **params).fit(x_train, y_train)
+    lrs = [m["lr"] for m in cosine.history_]
+    expected = [2e-3 * 0.5 * (1 + np.cos(np.pi * e / 12)) for e in range(12)]
+    np.testing.assert_allclose(lrs, expected, rtol=1e-12)
+    assert lrs[0] == 2e-3 and lrs[-1] < 1e-4
+    assert (cosine.predict(x_test) == y_test).mean() >= 0.6  # chance is 0.1
+    again = CNNClassifier(lr_schedule="cosine", mixup=0.4, **params).fit(x_train, y_train)
+    np.testing.assert_array_equal(again.predict_proba(x_test), cosine.predict_proba(x_test))
+    plain = CNNClassifier(lr_schedule="cosine", **params).fit(x_train, y_train)
+    assert [m["train_loss"] for m in plain.history_] != [m["train_loss"] for m in cosine.history_]
+    constant = CNNClassifier(lr_schedule="constant", **params).fit(x_train[:8], y_train[:8])
+    assert {m["lr"] for m in constant.history_} == {2e-3}
+
+
+@pytest.mark.parametrize(
+    ("param", "value", "message"),
+    [
+        ("lr_schedule", "step", "lr_schedule must be one of"),
+        ("test_overlap", 1.0, "test_overlap must be in"),
+        ("mixup", -0.1, "mixup must be >= 0"),
+    ],
+)
+def test_cnn_refuses_bad_training_options(split, param, value, message):
+    x_train, y_train, _, _ = split
+    with pytest.raises(ValueError, match=message):
+        CNNClassifier(device="cpu", **{param: value}).fit(x_train, y_train)
 
 
 def test_tracks_without_audio_are_named(gtzan):

@@ -83,7 +83,27 @@ def test_each_member_is_fitted_cv_plus_one_times_or_twice_when_blending(
     assert stack.meta_name_ == min(stack.meta_scores_, key=stack.meta_scores_.get)
 
 
-def test_no_test_row_is_seen_while_the_stack_is_fitted(learnable) -> None:
+@pytest.mark.parametrize("k", [2, 3])
+def test_bagged_members_are_fitted_k_times_and_never_on_every_row(learnable, k: int) -> None:
+    X, y = learnable
+    Spy.seen.clear()
+    stack = SelectedStack([("a", Spy("a")), ("b", Spy("b"))], bag=k).fit(X, y)
+    for name in ("a", "b"):
+        fits = [ids for kind, ids in Spy.seen[name] if kind == "fit"]
+        assert len(fits) == k and all(len(ids) < len(X) for ids in fits)
+        held = [ids for kind, ids in Spy.seen[name] if kind == "predict"]
+        assert sorted(np.concatenate(held)) == list(range(len(X)))  # each row held out once
+    assert len(stack.oof_rows_) == len(X)
+    Spy.seen.clear()
+    proba = stack.predict_proba(X[:10])
+    assert [kind for kind, _ in Spy.seen["a"]] == ["predict"] * k  # the mean of its k models
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    with pytest.raises(ValueError, match="bag must be 0 or at least 2"):
+        SelectedStack([("a", Spy("a"))], bag=1).fit(X, y)
+
+
+@pytest.mark.parametrize("bag", [0, 3])
+def test_no_test_row_is_seen_while_the_stack_is_fitted(learnable, bag: int) -> None:
     """Through the runner's own scoring path: members and meta-learner learn from the fold's
     training rows only; test rows are only ever predicted, after fitting."""
     X, y = learnable
@@ -92,13 +112,14 @@ def test_no_test_row_is_seen_while_the_stack_is_fitted(learnable) -> None:
     order = rng.permutation(len(y))
     fold = Fold("fold0", np.sort(order[:200]), np.sort(order[200:]))
     Spy.seen.clear()
-    stack = SelectedStack([("a", Spy("a")), ("b", Spy("b"))], cv=4)
+    stack = SelectedStack([("a", Spy("a")), ("b", Spy("b"))], cv=4, bag=bag)
     score = score_fold(stack, dataset, dataset.features.to_numpy(), fold)
     test = set(fold.test.tolist())
+    final = 3 if bag else 1  # the test side is predicted by each bagged model
     for name in ("a", "b"):
         calls = Spy.seen[name]
-        fitting = calls[:-1]  # everything before the final prediction of the test side
-        assert calls[-1][0] == "predict" and set(calls[-1][1].tolist()) == test
+        fitting = calls[:-final]  # everything before the final prediction of the test side
+        assert all(kind == "predict" and set(ids.tolist()) == test for kind, ids in calls[-final:])
         assert all(not set(ids.tolist()) & test for _, ids in fitting)
     assert set(fold.train[stack.oof_rows_].tolist()) == set(fold.train.tolist())
     assert score.metrics["accuracy"] > 0.5  # 4 classes: chance is 0.25

@@ -132,7 +132,7 @@ def test_history_and_callbacks_get_per_epoch_metrics(data) -> None:
     model = small(epochs=4, callbacks=[lambda epoch, metrics: seen.append((epoch, metrics))])
     model.fit(X, y)
     assert [epoch for epoch, _ in seen] == [1, 2, 3, 4]
-    keys = {"epoch", "train_loss", "val_loss", "val_accuracy", "seconds"}
+    keys = {"epoch", "lr", "train_loss", "val_loss", "val_accuracy", "seconds"}
     assert all(set(metrics) == keys for _, metrics in seen)
     assert [m for _, m in seen] == model.history_
     assert all(0 <= m["val_accuracy"] <= 1 and m["train_loss"] > 0 for m in model.history_)

@@ -23,6 +23,7 @@ layout CUDA tensor cores want. A (N, 1, H, W) input has the same memory either w
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 import torchaudio.transforms as T
 from torch import nn
 
@@ -40,6 +42,7 @@ from bench.features.spectrogram import SpectrogramParams
 from bench.models.torch_estimator import Callback, TorchClassifier
 
 REFERENCE_CHANNELS = (16, 32, 64, 128)
+LR_SCHEDULES = ("constant", "cosine")
 
 
 class ReferenceCNN(nn.Module):
@@ -146,8 +149,9 @@ def audio_paths(X: Any) -> list[Path]:
     return [Path(str(p)) for p in array]
 
 
-def cut_segments(image: np.ndarray, frames: int) -> np.ndarray:
-    """Non-overlapping ``frames``-wide segments of a (bins, T) image, (n, bins, frames).
+def cut_segments(image: np.ndarray, frames: int, hop: int | None = None) -> np.ndarray:
+    """``frames``-wide segments of a (bins, T) image starting every ``hop`` frames (default:
+    ``frames``, so they do not overlap), as (n, bins, frames).
 
     A partial last segment is dropped, except that an image shorter than one segment is padded
     with its own minimum (silence at the dB floor) so no track is left without a segment.
@@ -155,8 +159,12 @@ def cut_segments(image: np.ndarray, frames: int) -> np.ndarray:
     if image.shape[1] < frames:
         pad = frames - image.shape[1]
         image = np.pad(image, ((0, 0), (0, pad)), constant_values=image.min())
-    n = image.shape[1] // frames
-    return image[:, : n * frames].reshape(image.shape[0], n, frames).transpose(1, 0, 2)
+    hop = frames if hop is None else max(1, hop)
+    n = (image.shape[1] - frames) // hop + 1
+    if hop == frames:
+        return image[:, : n * frames].reshape(image.shape[0], n, frames).transpose(1, 0, 2)
+    starts = np.arange(n) * hop
+    return np.stack([image[:, s : s + frames] for s in starts])
 
 
 class _AudioClassifier(TorchClassifier):
@@ -173,6 +181,10 @@ class _AudioClassifier(TorchClassifier):
         """Frames per segment, or None for one input per file (the image as it is)."""
         return None
 
+    def _segment_hop(self, frames: int, *, fit: bool) -> int:
+        """Frames between the starts of consecutive segments: ``frames`` (no overlap)."""
+        return frames
+
     def _images(self, X: Any) -> list[np.ndarray]:
         device = resolve_device(self.device)
         cache = FeatureCache(None if self.cache_dir is None else Path(self.cache_dir))
@@ -184,7 +196,8 @@ class _AudioClassifier(TorchClassifier):
         if frames is None:
             segments = [image[None] for image in images]
         else:
-            segments = [cut_segments(image, frames) for image in images]
+            hop = self._segment_hop(frames, fit=fit)
+            segments = [cut_segments(image, frames, hop) for image in images]
         rows = np.repeat(np.arange(len(segments)), [len(s) for s in segments])
         x = torch.from_numpy(np.concatenate(segments)[:, None])  # (N, 1, bins, frames)
         return x, rows
@@ -273,6 +286,13 @@ class CNNClassifier(_AudioClassifier):
     each segment gets ``n_masks`` random frequency and time masks of up to ``freq_mask`` bands
     and ``time_mask`` frames (SpecAugment), drawn on the training device.
 
+    Also: ``mixup`` (alpha of the Beta law of mixup's weight; 0 turns it off) mixes each
+    training batch with a shuffled copy of itself and their targets alike; ``lr_schedule``
+    ``"cosine"`` anneals the learning rate per epoch from ``lr`` towards 0 over ``epochs``
+    (``"constant"`` keeps it); ``test_overlap`` (a fraction below 1) starts a track's
+    prediction segments every ``(1 - test_overlap) * segment_seconds``, so more, overlapping
+    segments are averaged at prediction time (training segments never overlap).
+
     Example::
 
         model = CNNClassifier(epochs=20, device="cuda").fit(train_paths, train_labels)
@@ -288,12 +308,15 @@ class CNNClassifier(_AudioClassifier):
         freq_mask: int = 16,
         time_mask: int = 24,
         n_masks: int = 1,
+        mixup: float = 0.0,
+        test_overlap: float = 0.5,
         *,
-        epochs: int = 30,
+        epochs: int = 60,
         batch_size: int = 64,
         lr: float = 2e-3,
+        lr_schedule: str = "cosine",
         weight_decay: float = 1e-4,
-        patience: int | None = 6,
+        patience: int | None = None,
         validation_fraction: float = 0.15,
         device: str = "auto",
         random_state: int | None = 0,
@@ -320,10 +343,43 @@ class CNNClassifier(_AudioClassifier):
         self.freq_mask = freq_mask
         self.time_mask = time_mask
         self.n_masks = n_masks
+        self.mixup = mixup
+        self.test_overlap = test_overlap
+        self.lr_schedule = lr_schedule
         self.cache_dir = cache_dir
+
+    def fit(self, X: Any, y: Any) -> CNNClassifier:
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if not 0 <= self.test_overlap < 1:
+            raise ValueError(f"test_overlap must be in [0, 1), got {self.test_overlap}")
+        if self.mixup < 0:
+            raise ValueError(f"mixup must be >= 0, got {self.mixup}")
+        return super().fit(X, y)
 
     def _spectrogram_params(self) -> SpectrogramParams:
         return SpectrogramParams(kind="logmel", n_fft=2048, hop_length=512, n_mels=self.n_mels)
+
+    def _segment_hop(self, frames: int, *, fit: bool) -> int:
+        return frames if fit else max(1, round(frames * (1 - self.test_overlap)))
+
+    def _epoch_lr(self, epoch: int) -> float:
+        if self.lr_schedule == "cosine":
+            return self.lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / self.epochs))
+        return self.lr
+
+    def _batch_loss(
+        self, module: nn.Module, batch: torch.Tensor, targets: torch.Tensor
+    ) -> torch.Tensor:
+        """Cross-entropy; with ``mixup``, of the batch mixed with a permutation of itself."""
+        if not self.mixup:
+            return super()._batch_loss(module, batch, targets)
+        weight = float(torch.distributions.Beta(self.mixup, self.mixup).sample())
+        other = torch.randperm(len(batch), device=batch.device)
+        logits = module(weight * batch + (1 - weight) * batch[other])
+        return weight * F.cross_entropy(logits, targets) + (1 - weight) * F.cross_entropy(
+            logits, targets[other]
+        )
 
     def _segment_frames(self) -> int:
         params = self._spectrogram_params()

@@ -272,6 +272,7 @@ def stack_multimodal(
     estimator_params: dict[str, dict[str, Any]] | None = None,
     cv: int = 5,
     blend: float = 0.0,
+    bag: int = 0,
     device: str = "auto",
     random_state: int | None = 0,
 ) -> Any:
@@ -279,7 +280,8 @@ def stack_multimodal(
 
     Rows are tracks, so the members' out-of-fold probabilities are joined by track id simply by
     sharing rows. They are computed once (``cv`` inner folds, or with ``blend`` a held-out
-    share of the rows), and the meta-learner is chosen on them by inner validation: greedy
+    share of the rows, or with ``bag`` = k from k-fold bagged members that are never refitted
+    on every row), and the meta-learner is chosen on them by inner validation: greedy
     ensemble selection or a logistic regression on log-probabilities
     (:class:`bench.models.stacking.SelectedStack`).
     """
@@ -302,4 +304,4 @@ def stack_multimodal(
         for part, names in (("features", tabular), ("audio", audio))
         for name in names
     ]
-    return SelectedStack(members, cv=cv, blend=blend, random_state=random_state)
+    return SelectedStack(members, cv=cv, blend=blend, bag=bag, random_state=random_state)

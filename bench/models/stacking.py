@@ -234,7 +234,10 @@ class SelectedStack(ClassifierMixin, BaseEstimator):
 
     ``estimators``: ``(name, estimator)`` pairs. ``cv``: inner folds for the out-of-fold
     probabilities. ``blend``: instead, the share of rows held out once ("blending"): each
-    member is fitted twice, and the meta-learners see only that slice. ``meta_cv``: folds over
+    member is fitted twice, and the meta-learners see only that slice. ``bag`` = k >= 2:
+    instead, each member is a :class:`BaggedMember`, fitted k times on the same k folds and
+    never on every row; its out-of-fold probabilities come with those fits and it predicts
+    the mean of its k models (``cv`` and ``blend`` are then unused). ``meta_cv``: folds over
     the out-of-fold rows that score the candidate meta-learners.
     """
 
@@ -243,12 +246,14 @@ class SelectedStack(ClassifierMixin, BaseEstimator):
         estimators: list[tuple[str, Any]],
         cv: int = 5,
         blend: float = 0.0,
+        bag: int = 0,
         meta_cv: int = 5,
         random_state: int | None = 0,
     ) -> None:
         self.estimators = estimators
         self.cv = cv
         self.blend = blend
+        self.bag = bag
         self.meta_cv = meta_cv
         self.random_state = random_state
 
@@ -256,24 +261,27 @@ class SelectedStack(ClassifierMixin, BaseEstimator):
         """``groups`` (an artist per row): inner folds keep each group on one side, as the
         outer artist-grouped folds do, so no member's out-of-fold probabilities profit from
         an artist it was trained on."""
-        from sklearn.model_selection import StratifiedShuffleSplit
-
         self.classes_, codes = np.unique(np.asarray(y), return_inverse=True)
         n = len(codes)
         groups = None if groups is None else np.asarray(groups)
-        if self.blend > 0 and groups is None:
-            split = StratifiedShuffleSplit(1, test_size=self.blend, random_state=self.random_state)
-            splits = list(split.split(np.zeros(n), codes))
-        else:  # k-fold; blending with groups holds out one fold of round(1 / blend)
-            k = self.cv if self.blend <= 0 else max(2, round(1 / self.blend))
-            splits = _folds(codes, groups, k, self.random_state)[: 1 if self.blend > 0 else k]
-        held = np.concatenate([test for _, test in splits])
-        oof = np.zeros((n, len(self.estimators), len(self.classes_)))
-        for m, (_, estimator) in enumerate(self.estimators):
-            for train, test in splits:
-                fitted = clone(estimator).fit(_rows(X, train), codes[train])
-                oof[test, m] = self._aligned(fitted, _rows(X, test))
-        self.members_ = [clone(e).fit(X, codes) for _, e in self.estimators]
+        if self.bag:
+            if self.bag < 2:
+                raise ValueError(f"bag must be 0 or at least 2 folds, not {self.bag}")
+            self.members_ = [
+                BaggedMember(e, self.bag, self.random_state).fit(X, codes, groups)
+                for _, e in self.estimators
+            ]
+            oof = np.stack([m.oof_proba_ for m in self.members_], axis=1)
+            held = np.arange(n)
+        else:
+            splits = self._splits(codes, groups)
+            held = np.concatenate([test for _, test in splits])
+            oof = np.zeros((n, len(self.estimators), len(self.classes_)))
+            for m, (_, estimator) in enumerate(self.estimators):
+                for train, test in splits:
+                    fitted = clone(estimator).fit(_rows(X, train), codes[train])
+                    oof[test, m] = self._aligned(fitted, _rows(X, test))
+            self.members_ = [clone(e).fit(X, codes) for _, e in self.estimators]
         P, target = oof[held], codes[held]
         self.oof_rows_ = np.sort(held)
         """Row positions (of the rows fit was given) the meta-learners were chosen and fitted on."""
@@ -287,6 +295,20 @@ class SelectedStack(ClassifierMixin, BaseEstimator):
         self.meta_name_ = min(self.meta_scores_, key=self.meta_scores_.get)
         self.metas_ = {name: meta.fit(P, target) for name, meta in candidates.items()}
         return self
+
+    def _splits(
+        self, codes: np.ndarray, groups: np.ndarray | None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The inner folds, or with ``blend`` the one held-out slice."""
+        from sklearn.model_selection import StratifiedShuffleSplit
+
+        n = len(codes)
+        if self.blend > 0 and groups is None:
+            split = StratifiedShuffleSplit(1, test_size=self.blend, random_state=self.random_state)
+            return list(split.split(np.zeros(n), codes))
+        # k-fold; blending with groups holds out one fold of round(1 / blend)
+        k = self.cv if self.blend <= 0 else max(2, round(1 / self.blend))
+        return _folds(codes, groups, k, self.random_state)[: 1 if self.blend > 0 else k]
 
     def _aligned(self, model: Any, X: Any) -> np.ndarray:
         return _aligned(model, X, len(self.classes_))

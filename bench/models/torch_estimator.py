@@ -87,6 +87,11 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
       rows are themselves segments of shared tracks.
     - ``_augment(self, batch: torch.Tensor) -> torch.Tensor``: applied to every training
       mini-batch on the device (never to validation or prediction); identity by default.
+    - ``_batch_loss(self, module, batch, targets) -> torch.Tensor``: the training loss of one
+      augmented mini-batch; cross-entropy of the logits by default (mixup overrides it).
+    - ``_epoch_lr(self, epoch: int) -> float``: the learning rate of a 1-based epoch, set before
+      it starts; ``lr`` throughout by default. A function of the epoch alone, so a resumed
+      training continues its schedule without a scheduler state in the checkpoint.
     - ``_make_optimizer(self, params) -> torch.optim.Optimizer``: ``AdamW(lr, weight_decay)``.
     - class attributes ``eval_batch_size`` (inputs per forward pass outside training) and
       ``cpu_threads`` (torch threads while fitting and predicting; ``None`` leaves torch's).
@@ -103,8 +108,9 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
     for ``torch.load(path, map_location="cpu", weights_only=True)``.
 
     Fitted attributes: ``classes_``, ``module_`` (in eval mode), ``input_shape_``, ``history_``
-    (one dict per epoch: epoch, train_loss, val_loss, val_accuracy, seconds; the ``val_`` keys only
-    with a validation split; accuracy is per input, not per row) and ``best_epoch_`` (1-based).
+    (one dict per epoch: epoch, lr, train_loss, val_loss, val_accuracy, seconds; the ``val_``
+    keys only with a validation split; accuracy is per input, not per row) and ``best_epoch_``
+    (1-based).
 
     Pickling and skops keep the weights as numpy arrays and rebuild the module on load, on the
     CPU; ``callbacks`` are dropped, because they belong to one run (an Optuna trial) and ``clone``
@@ -158,6 +164,14 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
 
     def _make_optimizer(self, params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
         return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+
+    def _batch_loss(
+        self, module: nn.Module, batch: torch.Tensor, targets: torch.Tensor
+    ) -> torch.Tensor:
+        return F.cross_entropy(module(batch), targets)  # logits: no softmax before it
+
+    def _epoch_lr(self, epoch: int) -> float:
+        return self.lr
 
     # --- scikit-learn API -------------------------------------------------------------------
 
@@ -236,20 +250,22 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
                 )
                 break
             t0 = time.perf_counter()
+            lr = self._epoch_lr(epoch)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
             module.train()
             order = torch.randperm(n, generator=shuffle).to(x_train.device)
             total = torch.zeros((), device=x_train.device)
             for start in range(0, n, self.batch_size):
                 batch = order[start : start + self.batch_size]
                 with amp:
-                    logits = module(self._augment(x_train[batch]))
-                    loss = F.cross_entropy(logits, y_train[batch])  # logits: no softmax before it
+                    loss = self._batch_loss(module, self._augment(x_train[batch]), y_train[batch])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 total += loss.detach() * len(batch)
 
-            metrics = {"epoch": epoch, "train_loss": total.item() / n}
+            metrics = {"epoch": epoch, "lr": lr, "train_loss": total.item() / n}
             if len(x_val):
                 metrics.update(self._evaluate(module, x_val, y_val, amp))
             metrics["seconds"] = time.perf_counter() - t0
