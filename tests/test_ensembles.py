@@ -101,3 +101,12 @@ def test_lightgbm_xt_is_lightgbm_with_random_splits() -> None:
     assert type(model).__name__ == "LightGBMClassifier"
     assert model.get_params()["extra_trees"] is True and model.n_estimators == 7
     assert create("lightgbm").get_params()["extra_trees"] is False
+
+
+def test_the_multimodal_stack_bags_by_default_and_refuses_inner_cv_beside_a_bag() -> None:
+    stack = create("stack_multimodal", tabular=["logreg"], audio=[])
+    assert (stack.bag, stack.blend) == (3, 0.0)  # the measured default
+    assert create("stack_multimodal", tabular=["logreg"], audio=[], bag=0, cv=4).cv == 4
+    for params in ({"cv": 3}, {"blend": 0.25}):
+        with pytest.raises(BenchError, match="cv and blend apply only with bag = 0"):
+            create("stack_multimodal", tabular=["logreg"], audio=[], **params)

@@ -47,7 +47,7 @@ QUICK = {
     "hist_gb": {"max_iter": 5, "early_stopping": False},
     "stack": {"cv": 2, "estimator_params": {"rf": {"n_estimators": 5}}},
     "stack_multimodal": {
-        "cv": 2,
+        "bag": 2,
         "tabular": ["logreg", "svm"],
         "audio": ["cnn"],
         "estimator_params": {"cnn": {"epochs": 1}},

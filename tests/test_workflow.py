@@ -185,7 +185,7 @@ def test_a_stack_whose_inner_cv_cannot_split_is_skipped_with_the_reason(
     assert skip.data.tags["bench.model"] == "stack_multimodal"
     reason = skip.data.tags["bench.skip_reason"]
     assert (
-        "the inner 5-fold CV needs a class with at least 5 training rows, but the largest has 1 "
+        "the inner 3-fold CV needs a class with at least 3 training rows, but the largest has 1 "
         "(2 of 120 tracks have audio)" in reason
     )
     named = {f for part in reason.split("; ") for f in part.split(":")[0].split(", ")}
