@@ -74,7 +74,9 @@ def isolated(
     context.set_forkserver_preload(sorted({"bench.processes", *preload}))
     source, exhausted = iter(tasks), False
     running: dict[Any, tuple[Task, Any, float]] = {}
-    while not exhausted or running:
+
+    def fill() -> None:
+        nonlocal exhausted
         while not exhausted and len(running) < max(1, workers):
             task = next(source, None)
             if task is None:
@@ -88,23 +90,36 @@ def isolated(
             sender.close()
             deadline = time.monotonic() + task.seconds if task.seconds else float("inf")
             running[receiver] = (task, process, deadline)
-        for conn in wait(list(running), timeout=1.0) if running else ():
+
+    fill()
+    while running:
+        ended: list[Outcome] = []
+        for conn in wait(list(running), timeout=1.0):
             task, process, _ = running.pop(conn)
             try:
                 status, value, trace = conn.recv()
             except EOFError:
                 _reap(process)
-                yield Outcome(task.key, "died", f"worker died (exit code {process.exitcode})")
+                ended.append(
+                    Outcome(task.key, "died", f"worker died (exit code {process.exitcode})")
+                )
                 continue
             _reap(process)
-            yield Outcome(task.key, status, value, trace)
+            ended.append(Outcome(task.key, status, value, trace))
         now = time.monotonic()
         for conn, (task, process, deadline) in list(running.items()):
             if now > deadline:
                 process.kill()
                 _reap(process)
                 running.pop(conn)
-                yield Outcome(task.key, "timeout", f"exceeded its {task.seconds:g} s budget")
+                ended.append(
+                    Outcome(task.key, "timeout", f"exceeded its {task.seconds:g} s budget")
+                )
+        # The free slots take their next tasks before the caller sees what ended: recording
+        # an outcome (MLflow writes, artifact copies) then overlaps the next task's run
+        # instead of leaving its process slot idle.
+        fill()
+        yield from ended
         if on_poll is not None:
             on_poll()
 

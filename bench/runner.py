@@ -541,12 +541,20 @@ def _unpack(packed: bytes, folder: Path) -> None:
         archive.extractall(folder, filter="data")
 
 
-PRELOAD = ("bench.runner", "skops.io", "sklearn.metrics", "matplotlib", "torch._dynamo", "tqdm")
+PRELOAD = (
+    "bench.runner",
+    "skops.io",
+    "sklearn.metrics",
+    "matplotlib.pyplot",
+    "torch._dynamo",
+    "tqdm",
+)
 """What the job processes' forkserver imports once. Jobs fork from a clean server, never from
 this process: once it has run OpenMP code (torch features for a synthetic dataset) an XGBoost
 child deadlocks in libgomp, and CUDA cannot be used in a forked child of a process that touched
 it. ``skops.io`` takes ~4 s to import and ``torch._dynamo`` (pulled in by torch optimisers) ~2 s:
-paid per job, they dominated small ones."""
+paid per job, they dominated small ones; so did ``matplotlib.pyplot`` (~0.35 s), which every
+job imports for its confusion matrix."""
 
 
 def _run_job(

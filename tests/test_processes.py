@@ -37,6 +37,35 @@ def test_isolated_turns_every_ending_into_an_outcome() -> None:
     assert polls  # the caller was polled while tasks ran
 
 
+def test_isolated_starts_the_next_task_before_the_caller_handles_an_outcome(
+    tmp_path: Path,
+) -> None:
+    """A slot freed by an ended task takes the next one before its outcome is handed over,
+    so the caller's recording (MLflow writes) overlaps the next task instead of idling it."""
+    import time
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    tasks = iter(
+        [Task(1, helper_tasks.touch, (str(first),)), Task(2, helper_tasks.touch, (str(second),))]
+    )
+    taken = []
+
+    def source():
+        for task in tasks:
+            taken.append(task.key)
+            yield task
+
+    outcomes = isolated(source(), 1)
+    ended = next(outcomes)
+    assert ended.key == 1 and ended.ok
+    assert taken == [1, 2]  # the second task was taken before the first outcome came back
+    deadline = time.monotonic() + 60
+    while not second.exists() and time.monotonic() < deadline:  # it runs while we hold this
+        time.sleep(0.05)
+    assert second.exists()
+    assert [o.key for o in outcomes] == [2]
+
+
 def test_mapped_keeps_order_and_its_workers() -> None:
     tasks = list(range(12))
     first = list(mapped(helper_tasks.pid_and_square, tasks, 2, keep=True))
