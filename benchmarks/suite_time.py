@@ -72,21 +72,24 @@ def run_suite(source: Path, data_dir: Path, folder: Path) -> dict[str, float]:
 
 
 def job_times(store: Path) -> dict[str, dict[str, float]]:
-    """Per protocol: jobs, summed job wall (claim to record), summed fit seconds."""
+    """Per protocol, and per ``model:NAME`` over both: jobs, summed job wall (claim to
+    record), summed fit seconds."""
     db = sqlite3.connect(store)
     rows = db.execute(
-        """select p.value, r.start_time, r.end_time, f.value from runs r
+        """select p.value, r.start_time, r.end_time, f.value, m.value from runs r
+        join tags m on m.run_uuid = r.run_uuid and m.key = 'bench.model'
         join tags k on k.run_uuid = r.run_uuid and k.key = 'bench.kind' and k.value = 'job'
         join tags p on p.run_uuid = r.run_uuid and p.key = 'bench.protocol'
         left join latest_metrics f on f.run_uuid = r.run_uuid and f.key = 'fit_seconds'
         where r.status = 'FINISHED'"""
     ).fetchall()
     out: dict[str, dict[str, float]] = {}
-    for protocol, start, end, fit in rows:
-        entry = out.setdefault(protocol, {"jobs": 0, "wall": 0.0, "fit": 0.0})
-        entry["jobs"] += 1
-        entry["wall"] += (end - start) / 1000
-        entry["fit"] += fit or 0.0
+    for protocol, start, end, fit, model in rows:
+        for key in (protocol, f"model:{model}"):
+            entry = out.setdefault(key, {"jobs": 0, "wall": 0.0, "fit": 0.0})
+            entry["jobs"] += 1
+            entry["wall"] += (end - start) / 1000
+            entry["fit"] += fit or 0.0
     return out
 
 
@@ -138,17 +141,35 @@ def main() -> int:
         "fit s | other s |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for label, walls, jobs in results:
+    for label, walls, times in results:
         both = sum(walls.values())
-        n = sum(j["jobs"] for j in jobs.values())
-        wall = sum(j["wall"] for j in jobs.values())
-        fit = sum(j["fit"] for j in jobs.values())
+        jobs = [v for k, v in times.items() if not k.startswith("model:")]
+        n = sum(j["jobs"] for j in jobs)
+        wall = sum(j["wall"] for j in jobs)
+        fit = sum(j["fit"] for j in jobs)
         lines.append(
             f"| `{label}` | {_clock(walls['stratified-kfold'])} | "
             f"{_clock(walls['fault-filtered'])} | **{_clock(both)}** | "
             f"{'met' if both <= GOAL_SECONDS else 'over'} | {n} | {wall:.0f} | {fit:.0f} | "
             f"{wall - fit:.0f} |"
         )
+    models = sorted(
+        {k for _, _, times in results for k in times if k.startswith("model:")},
+        key=lambda k: -results[-1][2].get(k, {"wall": 0.0})["wall"],
+    )
+    lines += [
+        "",
+        "Per model, both protocols (job wall s / fit s):",
+        "",
+        "| model | " + " | ".join(f"`{label}`" for label, _, _ in results) + " |",
+        "|---|" + "---|" * len(results),
+    ]
+    for key in models:
+        cells = []
+        for _, _, times in results:
+            entry = times.get(key)
+            cells.append(f"{entry['wall']:.0f} / {entry['fit']:.0f}" if entry else "—")
+        lines.append(f"| {key[len('model:') :]} | " + " | ".join(cells) + " |")
     if len(results) == 2:
         before, after = (sum(r[1].values()) for r in results)
         ratio = f"**{before / after:.3f}x**"

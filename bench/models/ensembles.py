@@ -242,9 +242,9 @@ def ensemble(
     Each member is fitted ``k`` times (its out-of-fold probabilities come with the fit, and it
     predicts the mean of its k models; a forest's trees are shared between its k fits);
     selection with replacement, from the best member alone, with ``bags`` bagged selections,
-    optimises ``metric`` on those probabilities. The
-    ``second_layer`` models (on the features plus the members' log-probabilities) join only
-    where inner validation says they pay. Its weights per member are logged with each run.
+    optimises ``metric`` on those probabilities. The ``second_layer`` models (on the features
+    plus the members' log-probabilities) join only where inner validation says they pay. Its
+    weights per member are logged with each run.
     """
     from bench.errors import BenchError
     from bench.models.stacking import EnsembleSelection
