@@ -8,7 +8,8 @@ times each command from start to exit. From the store it then sums, per protocol
 wall time (claim to record), their fit time, and the rest: starting the job's process,
 predicting, saving and recording it. With ``--against REV`` the same two commands run first
 at that git revision (a temporary worktree, put first on ``PYTHONPATH``), in the same run, and
-the report gives the ratio. Run it alone on the machine: the times are wall-clock. Writes
+the report gives the ratio; ``--repeats N`` alternates N runs a side and compares their
+medians. Run it alone on the machine: the times are wall-clock. Writes
 reports/gtzan/suite_time.md.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -97,6 +99,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data" / "gtzan")
     parser.add_argument("--against", help="a git revision to time in the same run, first")
+    parser.add_argument("--repeats", type=int, default=1, help="runs a side, alternating")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "gtzan" / "suite_time.md")
     args = parser.parse_args()
     data_dir = args.data_dir.resolve()
@@ -114,12 +117,13 @@ def main() -> int:
         sources.append((_revision(ROOT) + ("+" if _dirty() else ""), ROOT))
         results = []
         try:
-            for label, source in sources:
-                print(f"bench at {label}", flush=True)
-                folder = Path(tmp) / f"run-{len(results)}"
-                folder.mkdir()
-                walls = run_suite(source, data_dir, folder)
-                results.append((label, walls, job_times(folder / "mlflow.db")))
+            for repeat in range(args.repeats):  # alternating, so drift hits both sides
+                for label, source in sources:
+                    print(f"bench at {label}, run {repeat + 1}", flush=True)
+                    folder = Path(tmp) / f"run-{len(results)}"
+                    folder.mkdir()
+                    walls = run_suite(source, data_dir, folder)
+                    results.append((label, walls, job_times(folder / "mlflow.db")))
         finally:
             if args.against:
                 subprocess.run(
@@ -130,10 +134,11 @@ def main() -> int:
     lines = [
         "# The whole `gtzan` suite on both protocols: wall time",
         "",
-        f"`python benchmarks/suite_time.py{' --against ' + args.against if args.against else ''}`"
+        f"`python benchmarks/suite_time.py {' '.join(sys.argv[1:])}`"
         f": `bench run --suite gtzan --no-report` on the 20-clip `gtzan` data (1000 feature rows, "
         f"audio for 20), stratified 5 folds then the artist-filtered split, a fresh SQLite store "
-        f"each, default workers, {os.cpu_count()} CPU cores, one run each, alone on the machine. "
+        f"each, default workers, {os.cpu_count()} CPU cores, {args.repeats} run(s) a side, "
+        "alternating, alone on the machine. "
         "*Job wall* sums the jobs' runs from claim to record; *other* is job wall minus fit: the "
         "job's process start, predicting, saving and recording.",
         "",
@@ -141,14 +146,15 @@ def main() -> int:
         "fit s | other s |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for label, walls, times in results:
+    names = [f"`{label}` #{i // len(sources) + 1}" for i, (label, _, _) in enumerate(results)]
+    for name, (_, walls, times) in zip(names, results, strict=True):
         both = sum(walls.values())
         jobs = [v for k, v in times.items() if not k.startswith("model:")]
         n = sum(j["jobs"] for j in jobs)
         wall = sum(j["wall"] for j in jobs)
         fit = sum(j["fit"] for j in jobs)
         lines.append(
-            f"| `{label}` | {_clock(walls['stratified-kfold'])} | "
+            f"| {name} | {_clock(walls['stratified-kfold'])} | "
             f"{_clock(walls['fault-filtered'])} | **{_clock(both)}** | "
             f"{'met' if both <= GOAL_SECONDS else 'over'} | {n} | {wall:.0f} | {fit:.0f} | "
             f"{wall - fit:.0f} |"
@@ -161,7 +167,7 @@ def main() -> int:
         "",
         "Per model, both protocols (job wall s / fit s):",
         "",
-        "| model | " + " | ".join(f"`{label}`" for label, _, _ in results) + " |",
+        "| model | " + " | ".join(names) + " |",
         "|---|" + "---|" * len(results),
     ]
     for key in models:
@@ -170,10 +176,19 @@ def main() -> int:
             entry = times.get(key)
             cells.append(f"{entry['wall']:.0f} / {entry['fit']:.0f}" if entry else "—")
         lines.append(f"| {key[len('model:') :]} | " + " | ".join(cells) + " |")
-    if len(results) == 2:
-        before, after = (sum(r[1].values()) for r in results)
+    if len(sources) == 2:
+        (first, _), (second, _) = sources
+        before, after = (
+            statistics.median(sum(w.values()) for label, w, _ in results if label == side)
+            for side in (first, second)
+        )
         ratio = f"**{before / after:.3f}x**"
-        lines += ["", f"Ratio, `{results[0][0]}` over `{results[1][0]}`: {ratio}."]
+        lines += [
+            "",
+            f"Medians of both protocols' wall over {args.repeats} run(s) a side: `{first}` "
+            f"{_clock(before)}, `{second}` {_clock(after)}. Ratio, `{first}` over `{second}`: "
+            f"{ratio}.",
+        ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
