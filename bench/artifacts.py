@@ -55,8 +55,8 @@ def save_model(model: Any, path: Path) -> Path:
 
     skops writes each numpy array as a member of the zip and first checks that the name is
     not already there with ``ZipFile.namelist()``, a new list of every member so far: saving
-    n arrays costs n**2 / 2 name copies. An ``ensemble`` holds ~25,000 arrays (5 bagged
-    forests of 500 trees each, twice), so that check dominated its save. While bench saves,
+    n arrays costs n**2 / 2 name copies. An ``ensemble`` held ~25,000 arrays when its
+    forests grew 500 trees in each of 5 bags, so that check dominated its save. While bench saves,
     skops's zip answers it from a set instead (:class:`_IndexedZip`); what is written is the
     same. ``benchmarks/model_save.py`` measures both.
     """
