@@ -73,26 +73,27 @@ def run_suite(source: Path, data_dir: Path, folder: Path) -> dict[str, float]:
     return walls
 
 
-def job_times(store: Path) -> dict[str, dict[str, float]]:
-    """Per protocol, and per ``model:NAME`` over both: jobs, summed job wall (claim to
-    record), summed fit seconds."""
+def job_times(store: Path) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """Per protocol, and per model over both: jobs, summed job wall (claim to record), summed
+    fit seconds."""
     db = sqlite3.connect(store)
     rows = db.execute(
-        """select p.value, r.start_time, r.end_time, f.value, m.value from runs r
+        """select p.value, m.value, r.start_time, r.end_time, f.value from runs r
         join tags m on m.run_uuid = r.run_uuid and m.key = 'bench.model'
         join tags k on k.run_uuid = r.run_uuid and k.key = 'bench.kind' and k.value = 'job'
         join tags p on p.run_uuid = r.run_uuid and p.key = 'bench.protocol'
         left join latest_metrics f on f.run_uuid = r.run_uuid and f.key = 'fit_seconds'
         where r.status = 'FINISHED'"""
     ).fetchall()
-    out: dict[str, dict[str, float]] = {}
-    for protocol, start, end, fit, model in rows:
-        for key in (protocol, f"model:{model}"):
-            entry = out.setdefault(key, {"jobs": 0, "wall": 0.0, "fit": 0.0})
+    protocols: dict[str, dict[str, float]] = {}
+    models: dict[str, dict[str, float]] = {}
+    for protocol, model, start, end, fit in rows:
+        for table, key in ((protocols, protocol), (models, model)):
+            entry = table.setdefault(key, {"jobs": 0, "wall": 0.0, "fit": 0.0})
             entry["jobs"] += 1
             entry["wall"] += (end - start) / 1000
             entry["fit"] += fit or 0.0
-    return out
+    return protocols, models
 
 
 def main() -> int:
@@ -147,9 +148,9 @@ def main() -> int:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     names = [f"`{label}` #{i // len(sources) + 1}" for i, (label, _, _) in enumerate(results)]
-    for name, (_, walls, times) in zip(names, results, strict=True):
+    for name, (_, walls, (protocols, _)) in zip(names, results, strict=True):
         both = sum(walls.values())
-        jobs = [v for k, v in times.items() if not k.startswith("model:")]
+        jobs = protocols.values()
         n = sum(j["jobs"] for j in jobs)
         wall = sum(j["wall"] for j in jobs)
         fit = sum(j["fit"] for j in jobs)
@@ -159,9 +160,10 @@ def main() -> int:
             f"{'met' if both <= GOAL_SECONDS else 'over'} | {n} | {wall:.0f} | {fit:.0f} | "
             f"{wall - fit:.0f} |"
         )
+    last = results[-1][2][1]
     models = sorted(
-        {k for _, _, times in results for k in times if k.startswith("model:")},
-        key=lambda k: -results[-1][2].get(k, {"wall": 0.0})["wall"],
+        {model for _, _, (_, per_model) in results for model in per_model},
+        key=lambda model: -last.get(model, {"wall": 0.0})["wall"],
     )
     lines += [
         "",
@@ -172,10 +174,10 @@ def main() -> int:
     ]
     for key in models:
         cells = []
-        for _, _, times in results:
-            entry = times.get(key)
+        for _, _, (_, per_model) in results:
+            entry = per_model.get(key)
             cells.append(f"{entry['wall']:.0f} / {entry['fit']:.0f}" if entry else "—")
-        lines.append(f"| {key[len('model:') :]} | " + " | ".join(cells) + " |")
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
     if len(sources) == 2:
         (first, _), (second, _) = sources
         before, after = (
