@@ -319,7 +319,11 @@ class Tracker:
         link names the workflow."""
         page = f"#/experiments/{self.experiment_id}/runs?workflowType=machine_learning"
         if self.uri.startswith(("http://", "https://")):
-            return f"browse: {mask(self.uri).rstrip('/')}/{page}"
+            from urllib.parse import urlsplit
+
+            url = urlsplit(self.uri)  # a link to open: the host, without the user's credentials
+            base = url._replace(netloc=url.netloc.rpartition("@")[2]).geturl()
+            return f"browse: {mask(base).rstrip('/')}/{page}"
         return f"browse: mlflow ui --backend-store-uri {self.display}, then open {page}"
 
     def _create_experiment(self, name: str) -> str:
