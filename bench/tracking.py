@@ -234,6 +234,21 @@ SYSTEM_METRICS_SECONDS = 5.0
 """How often ``--system-metrics`` samples CPU, memory (and GPU where present)."""
 
 
+def check_server(uri: str) -> str:
+    """``uri``, once a tracking server or database behind it answers within
+    :data:`bench.reach.TIMEOUT` seconds (MLflow's own retries take minutes to give up)."""
+    from bench import reach
+
+    if uri.startswith(("http://", "https://", "postgresql")):
+        problem = reach.problem(uri)
+        if problem:
+            raise BenchError(
+                f"MLflow store {mask(uri)} is not reachable: {mask(problem)}; start it, or "
+                "pass another --tracking-uri"
+            )
+    return uri
+
+
 def resolve_uri(uri: str | None = None) -> str:
     """``--tracking-uri``, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``.
 
@@ -261,7 +276,7 @@ def existing_store(uri: str | None = None) -> str:
             raise BenchError(
                 f"no MLflow store at {path}; run `bench run` first, or pass --tracking-uri"
             )
-    return uri
+    return check_server(uri)
 
 
 def experiment_name(suite: str) -> str:
@@ -279,7 +294,7 @@ class Tracker:
 
         for name in ("mlflow", "alembic"):
             logging.getLogger(name).setLevel(logging.WARNING)
-        self.uri = resolve_uri(uri) if create else existing_store(uri)
+        self.uri = check_server(resolve_uri(uri)) if create else existing_store(uri)
         self.display = mask(self.uri)
         """The URI as it may be shown: its password masked."""
         self._engine = None
