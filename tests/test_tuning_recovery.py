@@ -100,3 +100,55 @@ def test_kill_9_while_a_trial_is_logged_then_mlflow_agrees_with_optuna(
         assert {k: float(v) for k, v in run["params"].items()} == pytest.approx(trial.params)
         if trial.state == TrialState.COMPLETE:
             assert run["metrics"]["dev_accuracy"] == pytest.approx(trial.value)
+
+
+# A writer SIGKILLed while it appends to the journal, holding the journal's lock.
+KILLED_WHILE_APPENDING = """
+import os, signal, sys
+import optuna
+from bench.tuning.storage import open_storage, parse_storage
+
+def die(fd):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+os.fsync = die  # Optuna's append: lock, write, fsync, unlock
+optuna.create_study(study_name="first", storage=open_storage(parse_storage(sys.argv[1])))
+"""
+
+
+def test_the_journal_lock_of_a_killed_writer_is_taken_over_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = tmp_path / "optuna.journal"
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_WHILE_APPENDING, str(journal)], capture_output=True,
+        timeout=120,
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
+    assert journal.read_text().count("\n") == 1  # it died between its write and the unlock
+
+    import optuna.storages.journal._file as journal_file
+
+    def no_waiting(seconds: float) -> None:
+        raise AssertionError(f"waited {seconds} s for the journal lock of a dead writer")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(journal_file.time, "sleep", no_waiting)  # Optuna's locks sleep to wait
+        storage = _storage(str(journal))
+        study = optuna.create_study(study_name="second", storage=storage)
+        study.tell(study.ask(), 1.0)
+    assert [s.study_name for s in optuna.get_all_study_summaries(storage)] == ["first", "second"]
+
+    # The lock is the kernel's: held while its holder lives, free once it is gone.
+    from bench.tuning.storage import journal_lock
+
+    lock = journal_lock(journal)
+    assert lock.acquire(blocking=False)
+    held = subprocess.run(
+        [sys.executable, "-c", "from pathlib import Path; from bench.tuning.storage import "
+         f"journal_lock; print(journal_lock(Path({str(journal)!r})).acquire(blocking=False))"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert held.stdout.strip() == "False", held.stderr
+    lock.release()
+    assert journal_lock(journal).acquire(blocking=False)

@@ -80,7 +80,7 @@ def open_storage(spec: StorageSpec) -> Any:
     if spec.kind == "journal":
         try:
             spec.path.parent.mkdir(parents=True, exist_ok=True)
-            return JournalStorage(JournalFileBackend(str(spec.path)))
+            return JournalStorage(JournalFileBackend(str(spec.path), journal_lock(spec.path)))
         except OSError as exc:
             raise BenchError(f"Optuna journal {spec.path}: {exc.strerror or exc}") from None
     try:
@@ -107,6 +107,19 @@ def open_storage(spec: StorageSpec) -> Any:
         if "DB access module" in reason:
             reason = "no database driver; install it with pip install 'bench[postgres]'"
         raise BenchError(f"cannot use Optuna storage {spec.display}: {reason}") from None
+
+
+def journal_lock(path: Path) -> Any:
+    """The lock a journal file's writers append under: a :class:`bench.locks.FileLock` on
+    ``<journal>.append-lock``, passed as ``JournalFileBackend(lock_obj=...)``, which calls only
+    ``acquire()`` and ``release()``.
+
+    Optuna's own lock (a ``<journal>.lock`` link) stays behind when its holder is killed, and
+    the next writer waits out a 30 s grace period before breaking it; the kernel frees this one
+    when its holder dies. Not the study lock's file: a worker appends while holding that."""
+    from bench.locks import FileLock, lock_path
+
+    return FileLock(lock_path(path, "append-lock"))
 
 
 class StudyLock:
