@@ -152,3 +152,16 @@ def test_the_journal_lock_of_a_killed_writer_is_taken_over_at_once(
     assert held.stdout.strip() == "False", held.stderr
     lock.release()
     assert journal_lock(journal).acquire(blocking=False)
+
+
+@pytest.mark.filterwarnings("ignore:Query string argument")  # SQLAlchemy: pysqlite ignores it
+def test_a_sqlite_url_query_stays_out_of_the_lock_file_name(tmp_path: Path) -> None:
+    from bench.tuning.storage import StudyLock, open_storage, parse_storage
+
+    spec = parse_storage("sqlite:///opt.db?password=PASS")
+    assert spec.path == tmp_path / "opt.db"
+    assert spec.url.endswith("/opt.db?password=PASS")  # the driver still gets the query
+    open_storage(spec)
+    with StudyLock(spec, "study")():
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["opt.db", "opt.db.bench-lock"]

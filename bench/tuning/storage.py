@@ -59,10 +59,11 @@ def parse_storage(text: str | None) -> StorageSpec:
     scheme = text.split("://", 1)[0].split("+", 1)[0]
     if scheme == "sqlite":
         raw = text.split(":///", 1)[1] if ":///" in text else ""
+        raw, query = raw.split("?", 1) if "?" in raw else (raw, "")
         if not raw or raw == ":memory:":
             raise BenchError(f"--storage {text}: give a SQLite file, e.g. sqlite:///optuna.db")
-        path = Path(raw).resolve()
-        return StorageSpec(f"sqlite:///{path}", "sqlite", path)
+        path = Path(raw).resolve()  # the file, without the URL's query (its lock is named after it)
+        return StorageSpec(f"sqlite:///{path}" + (f"?{query}" if query else ""), "sqlite", path)
     if scheme == "postgresql":
         return StorageSpec(text, "postgresql")
     raise BenchError(
