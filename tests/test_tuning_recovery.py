@@ -165,3 +165,48 @@ def test_a_sqlite_url_query_stays_out_of_the_lock_file_name(tmp_path: Path) -> N
     with StudyLock(spec, "study")():
         pass
     assert sorted(p.name for p in tmp_path.iterdir()) == ["opt.db", "opt.db.bench-lock"]
+
+
+def _options(data: Path, trials: int, workers: int, cluster: str | None = None) -> object:
+    from bench.tuning.options import TuneOptions
+
+    (data.parent / "tune.toml").write_text(SUITE)
+    return TuneOptions("logreg", str(data.parent / "tune.toml"), trials, data, workers=workers,
+                       cluster=cluster)  # fmt: skip
+
+
+def test_trials_2_workers_12_starts_2_worker_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from bench import processes
+    from bench.cli import main
+
+    monkeypatch.setattr("bench.tuning.options.local_cores", lambda: 16)
+    started = []
+    isolated = processes.isolated
+
+    def counted(tasks: list, workers: int, *args: object, **kwargs: object) -> object:
+        started.append((len(tasks), workers))
+        return isolated(tasks, workers, *args, **kwargs)
+
+    monkeypatch.setattr(processes, "isolated", counted)
+    data = write_tabular_gtzan(tmp_path / "gtzan", per_genre=15)
+    (tmp_path / "tune.toml").write_text(SUITE)
+    args = ["tune", "logreg", "--trials", "2", "--workers", "12", "--suite", "tune.toml"]
+    assert main([*args, "--data-dir", str(data)]) == 0
+    assert started == [(2, 2)]  # two worker processes, not twelve
+    assert "--workers 12: starting 2 worker(s), as many as 2 trial(s)" in caplog.text
+
+
+def test_local_workers_are_capped_at_the_cores_and_cluster_workers_are_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from bench.tuning.session import plan
+
+    data = write_tabular_gtzan(tmp_path / "gtzan", per_genre=15)
+    monkeypatch.setattr("bench.tuning.options.local_cores", lambda: 3)
+    assert plan(_options(data, trials=10, workers=12)).workers == 3
+    assert "--workers 12: starting 3 worker(s), as many as 3 core(s) here" in caplog.text
+    assert plan(_options(data, trials=10, workers=2)).workers == 2
+    on_cluster = _options(data, trials=10, workers=12, cluster="tcp://127.0.0.1:8786")
+    assert plan(on_cluster).workers == 10  # a cluster's workers: capped at the trials only
