@@ -661,8 +661,17 @@ class Tracker:
             self._monitors[run_id] = SystemMetrics(self.uri, run_id)
 
     def logged_trials(self, parent_id: str) -> set[int]:
+        """Numbers of the trials :meth:`log_trial` logged to the end. A trial run it did not
+        end (left RUNNING by a killed command, or KILLED by :meth:`reap_stale_runs`) is
+        deleted, so that its trial is logged again, once; the caller holds the study lock."""
         runs = self._search(f"tags.`{KIND}` = '{TRIAL}' and tags.`{_PARENT_RUN}` = '{parent_id}'")
-        return {int(run.data.tags[Tag.TRIAL_NUMBER]) for run in runs}
+        logged = set()
+        for run in runs:
+            if run.info.status in (Status.FINISHED, Status.FAILED):
+                logged.add(int(run.data.tags[Tag.TRIAL_NUMBER]))
+            else:
+                self.client.delete_run(run.info.run_id)
+        return logged
 
     def log_trial(self, parent_id: str, trial: TrialRecord, tags: Mapping[str, str]) -> str:
         """One finished Optuna trial as a nested run; intermediate values go in by step."""

@@ -61,7 +61,8 @@ def add_parsers(sub) -> None:
         "--workers",
         type=int,
         default=default_workers(),
-        help="worker processes on this machine (default: the number of cores, at most 4)",
+        help="worker processes on this machine (default: the number of cores, at most 4); "
+        "never more than --trials, nor, without --cluster, than the cores here",
     )
     p.add_argument("--seed", type=int, help="seed of the split and sampler (default: the suite's)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
