@@ -66,9 +66,10 @@ def add_parsers(sub) -> None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from bench.errors import BenchError
-    from bench.report import write_report, write_summary
+    from bench.report import check_reports_dir, write_report, write_summary
     from bench.tracking import Tracker
 
+    check_reports_dir(args.reports_dir)
     if args.suite:
         tracker = Tracker(args.suite, args.tracking_uri, create=False)
         out = write_report(args.suite, tracker, args.reports_dir, args.format)
