@@ -1,5 +1,6 @@
 """One-line errors, never tracebacks, for bad inputs found in issue 25: a suite file that is not
-UTF-8 and a --reports-dir that is a file."""
+UTF-8, a --reports-dir that is a file, and `bench tune` without data (which left an empty
+optuna.journal behind)."""
 
 from __future__ import annotations
 
@@ -80,3 +81,13 @@ def test_report_folder_blocked_by_a_file_names_it(tmp_path: Path) -> None:
     with pytest.raises(BenchError, match=r"reports/smoke: cannot create the report folder"):
         report_folder(tmp_path / "reports", "smoke")
     assert report_folder(tmp_path / "reports", "gtzan").is_dir()
+
+
+def test_tune_without_data_leaves_no_journal(capsys, tmp_path: Path) -> None:
+    argv = ["tune", "mlp", "--suite", "gtzan", "--data-dir", "/nonexistent", "--trials", "1"]
+    line = _error(capsys, argv)
+    assert line == "bench: error: /nonexistent: data directory does not exist"
+    assert sorted(p.name for p in tmp_path.glob("optuna.journal*")) == []
+    default = ["tune", "mlp", "--suite", "gtzan", "--trials", "1"]  # no --data-dir, no ./data
+    assert "gtzan data not found at" in _error(capsys, default)
+    assert sorted(p.name for p in tmp_path.glob("optuna.journal*")) == []
