@@ -126,9 +126,13 @@ def test_predict_on_a_fifo_named_wav_skips_it_instead_of_hanging(
     fifo = tmp_path / "x.wav"
     os.mkfifo(fifo)
     clip = sorted((gtzan / "genres_original").glob("jazz/*.wav"))[0]
-    result = _bench("predict", "--run", run.info.run_id, str(fifo), str(clip), cwd=tmp_path)
+    odd = os.path.join(os.fsencode(tmp_path), b"jazz.\xff.wav")  # a non-UTF-8 name, printed too
+    os.symlink(os.fsencode(clip), odd)
+    argv = ["predict", "--run", run.info.run_id, str(fifo), str(clip), os.fsdecode(odd)]
+    result = _bench(*argv, cwd=tmp_path)
     assert result.returncode == 1  # one file could not be predicted
     assert f"{fifo}: is a named pipe (FIFO), not an audio file" in result.stderr
     assert "Traceback" not in result.stderr
     lines = result.stdout.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"{clip}: ")
+    assert len(lines) == 2 and lines[0].startswith(f"{clip}: ")
+    assert lines[1] == lines[0].replace(str(clip), f"{tmp_path}/jazz.\\xff.wav")

@@ -108,7 +108,10 @@ class FeatureRun:
 
 def audio_files(root: Path) -> list[tuple[Path, str]]:
     """Usable audio files under ``root`` with their labels (see :func:`find_audio`)."""
-    return find_audio(root)[0]
+    files, skipped = find_audio(root)
+    if not files:
+        raise DataError(f"{root}: no usable audio ({len(skipped)} file(s) skipped)")
+    return files
 
 
 def find_audio(root: Path) -> tuple[list[tuple[Path, str]], list[str]]:
