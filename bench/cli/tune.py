@@ -79,11 +79,15 @@ def add_parsers(sub) -> None:
 def cmd_tune(args: argparse.Namespace) -> int:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    from bench.catalog import data_root
     from bench.cluster import connect_cluster
+    from bench.suites import load_suite
     from bench.tracking import Tracker
     from bench.tuning.options import TuneOptions
     from bench.tuning.session import plan, tune
 
+    # before plan() opens the study's storage, which creates ./optuna.journal: no data, no file
+    data_root(load_suite(args.suite).dataset, args.data_dir)
     request = plan(options_from(TuneOptions, args, progress=interactive()))
     tracker = Tracker(request.suite.name, args.tracking_uri, system_metrics=args.system_metrics)
     print(
