@@ -11,9 +11,12 @@ scheduler's ``distributed.scheduler.allowed-failures`` (default 3); a task that 
 worker it lands on ends as a ``died`` outcome naming the workers it killed. Each task is one
 future whose result the driver reads once, so whatever ran twice is recorded once.
 
-Workers must be able to start processes: start them with
-``DASK_DISTRIBUTED__WORKER__DAEMON=False`` (a nanny's worker is otherwise a daemon, and daemons
-cannot have children) or with ``--no-nanny``.
+Workers are started as Dask documents it (``dask worker ADDRESS``, with a nanny): a nanny's
+worker is a daemon process, which multiprocessing does not let start children, so there a
+task's process is started with :mod:`subprocess` instead
+(:func:`bench.processes.in_subprocess`); a worker that is no daemon (``--no-nanny``, or
+``DASK_DISTRIBUTED__WORKER__DAEMON=False``) uses the forkserver, whose preloads start jobs
+faster.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from bench.errors import BenchError
-from bench.processes import Outcome, Task, isolated
+from bench.processes import Outcome, Task, in_subprocess, isolated
 from bench.redact import mask
 
 log = logging.getLogger(__name__)
@@ -50,7 +53,7 @@ def connect_cluster(address: str | None) -> Any:
 
 def connect(address: str) -> Any:
     """A client of the scheduler at ``address``, refusing a cluster that cannot run bench's
-    tasks: no workers, workers that cannot start processes, or other versions than here."""
+    tasks: no workers, or other versions than here."""
     try:
         from distributed import Client
     except ImportError:
@@ -70,7 +73,7 @@ def connect(address: str) -> Any:
 
 
 def check(client: Any) -> None:
-    """The cluster's workers, their ability to start job processes, and their versions."""
+    """The cluster's workers and their versions."""
     if not client.nthreads():
         client.wait_for_workers(1, timeout=30)
     try:
@@ -90,12 +93,6 @@ def check(client: Any) -> None:
                 f"worker {worker} runs {', '.join(wrong)}: install the same versions (the same "
                 "requirements.lock and bench) on the driver and every worker"
             )
-    daemons = [w for w, daemon in client.run(_is_daemon).items() if daemon]
-    if daemons:
-        raise BenchError(
-            f"worker(s) {', '.join(daemons)} cannot start job processes (a nanny's worker is a "
-            "daemon); start them with DASK_DISTRIBUTED__WORKER__DAEMON=False or --no-nanny"
-        )
 
 
 def package_versions() -> dict[str, str]:
@@ -175,6 +172,8 @@ def _on_worker(task: Task, preload: tuple[str, ...]) -> Outcome:
     else:
         threads = max(1, (os.cpu_count() or 1) // max(1, get_worker().state.nthreads))
     args = tuple(threads if isinstance(a, _WorkerThreads) else a for a in task.args)
+    if _is_daemon():  # a nanny's worker: multiprocessing starts no children here
+        return in_subprocess(replace(task, args=args))
     return next(isolated([replace(task, args=args)], 1, preload))
 
 
@@ -192,15 +191,16 @@ class LocalCluster:
     """``dask scheduler`` and ``workers`` ``dask worker`` processes on 127.0.0.1 (dashboards
     too), as the README's commands start them, for tests and benchmarks on one machine.
 
-    Workers get ``DASK_DISTRIBUTED__WORKER__DAEMON=False`` so that jobs can start processes.
-    Stopped by PID, workers before the scheduler (all at once takes seconds longer).
+    Workers keep Dask's defaults (a nanny, so a daemon worker: jobs start through
+    :func:`bench.processes.in_subprocess`). Stopped by PID, workers before the scheduler (all
+    at once takes seconds longer).
     """
 
     def __init__(
         self, workers: int = 2, threads: int = 1, env: dict[str, str] | None = None, logs=None
     ) -> None:
         self.n_workers, self.threads = workers, threads
-        self.env = {**os.environ, **(env or {}), "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+        self.env = {**os.environ, **(env or {})}
         self.logs = logs
         self.scheduler: Any = None
         self.nannies: list[Any] = []

@@ -161,6 +161,61 @@ def isolated(
             on_poll()
 
 
+def in_subprocess(task: Task) -> Outcome:
+    """``task`` in a fresh Python process started with :mod:`subprocess`, with its deadline.
+
+    For a daemon process, such as the worker a ``dask worker`` nanny starts: multiprocessing
+    refuses to start children there, ``subprocess`` does not. The task and its outcome travel
+    as pickles in a folder of this process's own (:func:`private_tmp`), written and read only
+    by bench's processes, as multiprocessing's pipes carry them; nothing is preloaded, so the
+    child imports what its task needs."""
+    import pickle
+    import shutil
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-task-", dir=private_tmp()))
+    try:
+        spec, result = folder / "task.pickle", folder / "outcome.pickle"
+        spec.write_bytes(pickle.dumps((task.target, task.args, os.getpid())))
+        child = subprocess.Popen([sys.executable, "-m", "bench.processes", str(spec), str(result)])
+        try:
+            child.wait(timeout=task.seconds)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+            return Outcome(task.key, "timeout", f"exceeded its {task.seconds:g} s budget")
+        if not result.exists():
+            return Outcome(task.key, "died", f"worker died (exit code {child.returncode})")
+        status, value, trace = pickle.loads(result.read_bytes())
+        return Outcome(task.key, status, value, trace)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _subprocess_main(spec: str, result: str) -> None:
+    """The process :func:`in_subprocess` starts: run the task, write its outcome atomically."""
+    import pickle
+    from pathlib import Path
+
+    from bench.environment import exit_with_owner
+    from bench.redact import mask
+
+    target, args, owner = pickle.loads(Path(spec).read_bytes())
+    exit_with_owner(owner)
+    try:
+        outcome = ("ok", target(*args), "")
+    except BaseException as exc:  # the parent turns any failure into an outcome
+        outcome = ("error", mask(f"{type(exc).__name__}: {exc}".splitlines()[0]),
+                   mask(traceback.format_exc()))  # fmt: skip
+    partial = Path(result + ".part")
+    partial.write_bytes(pickle.dumps(outcome))
+    partial.rename(result)
+    _stop_joblib_pool()
+    os._exit(0)
+
+
 def _child(target: Callable[..., Any], args: tuple, conn: Any, owner: int) -> None:
     """A task's process: run it, send ``(status, value, traceback)``, exit at once."""
     from bench.environment import exit_with_owner
@@ -252,3 +307,7 @@ def _pool(workers: int, initializer: Callable[[], None] | None, keep: bool) -> A
         _KEPT[key] = pool
         atexit.register(pool.shutdown, wait=False, cancel_futures=True)
     return pool
+
+
+if __name__ == "__main__":  # the child of in_subprocess
+    _subprocess_main(*sys.argv[1:3])

@@ -107,8 +107,8 @@ class Napper(LogisticRegression):
 
 
 class WorkerKiller(LogisticRegression):
-    """Kills the Dask worker process that runs it (a job's process is a child of the worker's
-    forkserver, itself a child of the worker)."""
+    """Kills the Dask worker process that runs it: the nearest ancestor a nanny spawned (a job's
+    process is the worker's child by subprocess, or its forkserver's without a nanny)."""
 
     def fit(self, X, y):
         import os
@@ -116,7 +116,8 @@ class WorkerKiller(LogisticRegression):
 
         import psutil
 
-        worker = psutil.Process().parent().parent()
+        ancestors = psutil.Process().parents()
+        worker = next(p for p in ancestors if "spawn_main" in " ".join(p.cmdline()))
         os.kill(worker.pid, signal.SIGKILL)
         time.sleep(60)
         return super().fit(X, y)

@@ -89,3 +89,26 @@ def test_mapped_finishes_here_when_a_worker_dies(caplog: pytest.LogCaptureFixtur
     assert [x for x, _ in results] == list(range(8))  # every task once, in order
     assert results[3] == (3, True)  # the task that killed a worker was run again, here
     assert "worker processes failed" in caplog.text
+
+
+def test_in_subprocess_reports_each_outcome_as_isolated_does(monkeypatch) -> None:
+    """What a daemon process (a Dask nanny's worker) uses instead of multiprocessing."""
+    import multiprocessing
+
+    from bench.processes import Task, in_subprocess
+
+    tests = str(Path(__file__).resolve().parent)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setitem(multiprocessing.current_process()._config, "daemon", True)
+    with pytest.raises(AssertionError, match="daemonic processes"):
+        multiprocessing.get_context("spawn").Process(target=print).start()
+
+    assert in_subprocess(Task("a", helper_tasks.pid_and_square, (7,))).value[1] == 49
+    assert in_subprocess(Task("a", helper_tasks.pid_and_square, (7,))).value[0] != os.getpid()
+    failed = in_subprocess(Task("b", helper_tasks.fail, ("no",)))
+    assert (failed.status, failed.value) == ("error", "RuntimeError: no")
+    assert "helper_tasks.py" in failed.trace
+    died = in_subprocess(Task("c", helper_tasks.abort))
+    assert died.status == "died" and "exit code" in died.value
+    slow = in_subprocess(Task("d", helper_tasks.sleep, (60,), seconds=2))
+    assert (slow.status, slow.value) == ("timeout", "exceeded its 2 s budget")
