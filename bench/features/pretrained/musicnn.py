@@ -121,6 +121,22 @@ def _bn1d(channels: int) -> nn.BatchNorm1d:
     return nn.BatchNorm1d(channels, eps=TF_EPSILON)
 
 
+def _max_over_frequency(z: torch.Tensor, bn: nn.BatchNorm2d) -> torch.Tensor:
+    """``bn(relu(z)).amax(dim=3)`` of a (B, C, T, F) convolution output, computed on (B, C, T).
+
+    ReLU and batch norm (an affine map per channel) are monotone, so the maximum over F of
+    their output is their output of z's maximum over F, or of its minimum where the channel's
+    scale is negative; rounding is monotone too, so the values are the same bit for bit. It
+    spares two passes over the front-end's largest tensors (~14 MB a patch), a third of
+    musicnn's CPU time.
+    """
+    last = z.permute(0, 2, 3, 1)  # (B, T, F, C): contiguous for channels-last z, 2.5x faster
+    high, low = last.amax(dim=2).transpose(1, 2), last.amin(dim=2).transpose(1, 2)
+    extreme = torch.where((bn.weight >= 0)[:, None], high, low)
+    return F.batch_norm(F.relu(extreme), bn.running_mean, bn.running_var, bn.weight, bn.bias,
+                        False, 0.0, bn.eps)  # fmt: skip
+
+
 class Musicnn(nn.Module):
     """``build_musicnn``: timbral (7x38, 7x67) and temporal (128, 64, 32 frames) front-end,
     a dense mid-end of three 7-frame convolutions with residual sums, a back-end pooling max
@@ -141,20 +157,21 @@ class Musicnn(nn.Module):
         self.dense = nn.Linear(pooled, backend)
         self.bn_dense = _bn1d(backend)
         self.tags = nn.Linear(backend, n_tags)
+        self.to(memory_format=torch.channels_last)  # 2x faster convolutions through oneDNN
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """(B, 187, 96) log-mel patches -> taggram (B, 50), max_pool (B, 753), penultimate
         (B, 200)."""
-        x = self.bn_input(x[:, None])
+        x = self.bn_input(x[:, None]).contiguous(memory_format=torch.channels_last)
         padded = F.pad(x, (0, 0, 3, 3))
         front = [
-            bn(F.relu(conv(padded))).amax(dim=3)
+            _max_over_frequency(conv(padded), bn)
             for conv, bn in zip(self.timbral, self.timbral_bn, strict=True)
         ]
         for conv, bn in zip(self.temporal, self.temporal_bn, strict=True):
             k = conv.kernel_size[0]
             same = F.pad(x, (0, 0, (k - 1) // 2, k // 2))  # TensorFlow's "same"
-            front.append(bn(F.relu(conv(same))).amax(dim=3))
+            front.append(_max_over_frequency(conv(same), bn))
         mid = [torch.cat(front, dim=1)]  # (B, 561, T)
         for i, (conv, bn) in enumerate(zip(self.midend, self.midend_bn, strict=True)):
             out = bn(F.relu(conv(mid[-1])))
@@ -186,10 +203,11 @@ class VGG(nn.Module):
         self.convs = nn.ModuleList(nn.Conv2d(c, filters, 3, padding=1) for c in channels)
         self.bns = nn.ModuleList(_bn2d(filters) for _ in channels)
         self.tags = nn.Linear(2 * filters, n_tags)
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """(B, 187, 96) log-mel patches -> taggram (B, 50), pool5 (B, 256)."""
-        x = self.bn_input(x[:, None])
+        x = self.bn_input(x[:, None]).contiguous(memory_format=torch.channels_last)
         for conv, bn, (size, stride) in zip(self.convs, self.bns, self.POOLS, strict=True):
             x = F.max_pool2d(bn(F.relu(conv(x))), size, stride)
         pool5 = x.permute(0, 2, 3, 1).flatten(1)  # TF flattens NHWC
