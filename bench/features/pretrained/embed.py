@@ -133,7 +133,16 @@ class Embedder:
 
         counts = [len(p) for p in pending]
         batch = torch.cat(pending)
-        with torch.inference_mode():
+        cudnn = torch.backends.cudnn
+        # cuDNN convolutions default to TF32 on recent GPUs (~1e-3 relative): the port would
+        # no longer be the original to 1e-4 on CUDA, so full float32 here (no effect on CPU)
+        exact = cudnn.flags(
+            enabled=cudnn.enabled,
+            benchmark=cudnn.benchmark,
+            deterministic=cudnn.deterministic,
+            allow_tf32=False,
+        )
+        with torch.inference_mode(), exact:
             outputs = [self.net(chunk) for chunk in batch.split(self.batch)]
         names = [name for name, _ in LAYERS[self.arch]]
         joined = torch.cat([torch.cat([o[n] for n in names], dim=1) for o in outputs])
