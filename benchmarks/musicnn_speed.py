@@ -61,7 +61,6 @@ def original_side(paths: list[Path], model: str) -> dict:
 
     tf.compat.v1.disable_eager_execution()
     start = time.perf_counter()
-    session = tf.compat.v1.Session()
     tf.compat.v1.reset_default_graph()
     x = tf.compat.v1.placeholder(tf.float32, [None, 187, 96])
     training = tf.compat.v1.placeholder(tf.bool)
@@ -69,7 +68,7 @@ def original_side(paths: list[Path], model: str) -> dict:
     fetch = [tf.nn.sigmoid(outputs[0])]
     fetch += [tf.compat.v1.layers.flatten(outputs[5])] if "vgg" in model else list(outputs[7:9])
     means = []
-    with session as sess:
+    with tf.compat.v1.Session() as sess:
         tf.compat.v1.train.Saver().restore(sess, f"{Path(models.__file__).parent}/{model}/")
         ready = time.perf_counter()
         for path in paths:
