@@ -47,6 +47,7 @@ class MusicnnProbe(ClassifierMixin, BaseEstimator):
         head_params: dict[str, Any] | None = None,
         device: str = "auto",
         cache_dir: str | None = None,
+        n_jobs: int | None = None,
         random_state: int | None = 0,
     ) -> None:
         self.weights = weights
@@ -55,16 +56,20 @@ class MusicnnProbe(ClassifierMixin, BaseEstimator):
         self.head_params = head_params
         self.device = device
         self.cache_dir = cache_dir
+        self.n_jobs = n_jobs
         self.random_state = random_state
 
     def embed(self, X: Any) -> np.ndarray:
-        """(clips, width) embeddings of the audio paths in ``X`` (cached per file)."""
-        from bench.environment import resolve_device
+        """(clips, width) embeddings of the audio paths in ``X`` (cached per file), computed
+        on ``n_jobs`` CPU threads (the runner's share of the cores; None: torch's default)."""
+        from bench.environment import cpu_threads, resolve_device
         from bench.features.pretrained.embed import clip_embeddings
         from bench.models.cnn import audio_paths
 
         device = resolve_device(self.device)
-        return clip_embeddings(audio_paths(X), self.weights, self.layer, device, self.cache_dir)
+        with cpu_threads(self.n_jobs):
+            paths = audio_paths(X)
+            return clip_embeddings(paths, self.weights, self.layer, device, self.cache_dir)
 
     def _make_head(self) -> Any:
         from bench.registry import get
@@ -80,6 +85,8 @@ class MusicnnProbe(ClassifierMixin, BaseEstimator):
         from bench.environment import resolve_device
 
         full = spec.complete(params, self.random_state, resolve_device(self.device))
+        if "n_jobs" in spec.parameters and full.get("n_jobs") is None:
+            full["n_jobs"] = self.n_jobs
         return spec.create(**full)
 
     def fit(self, X: Any, y: Any) -> MusicnnProbe:
@@ -108,6 +115,7 @@ class VGGProbe(MusicnnProbe):
         head_params: dict[str, Any] | None = None,
         device: str = "auto",
         cache_dir: str | None = None,
+        n_jobs: int | None = None,
         random_state: int | None = 0,
     ) -> None:
-        super().__init__(weights, layer, head, head_params, device, cache_dir, random_state)
+        super().__init__(weights, layer, head, head_params, device, cache_dir, n_jobs, random_state)
