@@ -115,24 +115,51 @@ def _indexed_zip() -> Iterator[bool]:
 def load_model(path: Path) -> Any:
     """Load a model written by :func:`save_model`; any type outside the allowlist is refused.
 
-    The file's types are listed from its schema without constructing anything, so a refused
-    file runs nothing.
+    Sizes, depth and array headers are checked from the zip's directory first
+    (:func:`bench.trust.check_archive`); the file's types are then listed from its schema
+    without constructing anything, so a refused file runs nothing; the built model must be a
+    fitted classifier whose trees index only their own nodes and features
+    (:func:`bench.trust.check_loaded`). Every refusal and every failure to build is one line.
     """
     import skops.io as sio
 
+    from bench import trust
     from bench.errors import BenchError
 
+    found = check_model_file(path)
+    try:
+        model = sio.load(path, trusted=sorted(found))
+    except Exception as exc:  # a library's own error on bad content: one line, never a trace
+        raise BenchError(f"{path}: cannot build the model ({_first_line(exc)})") from None
+    trust.check_loaded(model, path)
+    return model
+
+
+def check_model_file(path: Path) -> set[str]:
+    """The file's types, once its sizes and depth are within bounds and every type is on the
+    allowlist; nothing in it is built."""
+    import skops.io as sio
+
+    from bench import trust
+    from bench.errors import BenchError
+
+    trust.check_archive(path)
     try:
         found = set(sio.get_untrusted_types(file=path))
-    except (zipfile.BadZipFile, KeyError, ValueError, TypeError, OSError) as exc:
-        raise BenchError(f"{path}: not a skops model file ({exc})") from None
+    except (zipfile.BadZipFile, KeyError, ValueError, TypeError, OSError, RecursionError) as exc:
+        raise BenchError(f"{path}: not a skops model file ({_first_line(exc)})") from None
     refused = sorted(found - TRUSTED_TYPES)
     if refused:
         raise BenchError(
             f"{path}: refusing to load untrusted type(s) {', '.join(refused)} "
             "(bench loads only the types its registered models produce)"
         )
-    return sio.load(path, trusted=sorted(found))
+    return found
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 def write_card(path: Path, **facts: Any) -> Path:
@@ -144,9 +171,32 @@ def write_card(path: Path, **facts: Any) -> Path:
 
 
 def read_card(path: Path) -> dict[str, Any]:
+    """A model card, refused in one line unless it has the keys and types bench writes."""
     import json
 
-    return json.loads(path.read_text())
+    from bench.errors import BenchError
+
+    try:
+        card = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise BenchError(f"{path}: not a readable model card ({_first_line(exc)})") from None
+    if not isinstance(card, dict):
+        raise BenchError(f"{path}: not a model card (a JSON object was expected)")
+    for key, kind in _CARD_KEYS.items():
+        value = card.get(key)
+        ok = isinstance(value, kind) and (
+            not isinstance(value, list) or all(isinstance(v, str) for v in value)
+        )
+        if not ok:
+            raise BenchError(f"{path}: model card key {key!r} is missing or not a {kind.__name__}")
+    if card["input_kind"] not in INPUT_KINDS:
+        raise BenchError(f"{path}: model card input_kind {card['input_kind']!r} is not one of "
+                         f"{', '.join(INPUT_KINDS)}")  # fmt: skip
+    return card
+
+
+INPUT_KINDS = ("tabular", "audio", "multimodal")
+_CARD_KEYS = {"model": str, "classes": list, "input_kind": str, "feature_columns": list}
 
 
 def write_predictions(

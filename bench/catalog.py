@@ -49,17 +49,7 @@ def open_dataset(
         root = Path(data_dir) if data_dir else _synthetic_msd_root(generate, progress)
         cache = cache_home() / "msd"
         return load_msd(root, name=spec.kind, cache=cache, progress=progress, **options)
-    if data_dir is not None:
-        root = Path(data_dir)
-        if not root.is_dir():
-            raise DataError(f"{root}: data directory does not exist")
-    else:
-        root = data_home() / (spec.path or spec.kind)
-        if not root.is_dir():
-            how = _HOW_TO_GET[spec.kind].format(root=root)
-            raise DataError(
-                f"{spec.kind} data not found at {root}; {how}, set $BENCH_DATA, or pass --data-dir"
-            )
+    root = data_root(spec, data_dir)
     if spec.kind == "msd":
         from bench.data.msd_dataset import load_msd
 
@@ -72,6 +62,28 @@ def open_dataset(
         options = _msd_options(spec, ("labels", "min_class_artists"))
         return load_msd_table(root, spec.features, name=spec.kind, **options)
     return load_gtzan(root, spec.features, name=spec.kind)
+
+
+def data_root(spec: DatasetSpec, data_dir: Path | None = None) -> Path | None:
+    """The folder a real dataset is read from, or a one-line error when it is missing; None
+    for a synthetic kind without ``data_dir`` (generated on first use).
+
+    Cheap, so a command can check it before it creates anything (``bench tune``'s storage).
+    """
+    if data_dir is not None:
+        root = Path(data_dir)
+        if not root.is_dir():
+            raise DataError(f"{root}: data directory does not exist")
+        return root
+    if spec.kind.startswith("synthetic-"):
+        return None
+    root = data_home() / (spec.path or spec.kind)
+    if not root.is_dir():
+        how = _HOW_TO_GET[spec.kind].format(root=root)
+        raise DataError(
+            f"{spec.kind} data not found at {root}; {how}, set $BENCH_DATA, or pass --data-dir"
+        )
+    return root
 
 
 def _msd_options(spec: DatasetSpec, known: tuple[str, ...]) -> dict:
@@ -122,14 +134,7 @@ def _computed(spec: DatasetSpec, data_dir: Path | None, progress: bool) -> Datas
 
     if spec.kind not in ("gtzan", "synthetic-gtzan"):
         raise DataError(f"[dataset] segment applies to GTZAN kinds, not {spec.kind!r}")
-    if data_dir is not None:
-        root = Path(data_dir)
-    elif spec.kind == "synthetic-gtzan":
-        root = _synthetic_root(spec, progress)
-    else:
-        root = data_home() / (spec.path or spec.kind)
-    if not root.is_dir():
-        raise DataError(f"{root}: data directory does not exist; pass --data-dir")
+    root = data_root(spec, data_dir) or _synthetic_root(spec, progress)
     return computed_dataset(root, spec.segment, spec.kind, spec.vote, progress=progress)
 
 

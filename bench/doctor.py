@@ -11,17 +11,29 @@ from bench.environment import Fact, facts
 
 def diagnose(tracking_uri: str | None = None, storage: str | None = None) -> list[Fact]:
     """Every fact of :func:`bench.environment.facts`, plus the MLflow store and the Optuna
-    storage that ``bench run`` and ``bench tune`` would use here (passwords masked)."""
+    storage that ``bench run`` and ``bench tune`` would use here (passwords masked), each
+    asked whether it answers (:func:`bench.reach.problem`; nothing is created)."""
+    from bench import reach
     from bench.errors import BenchError
     from bench.redact import mask
     from bench.tracking import resolve_uri
 
     found = facts()
-    found.append(Fact("tracking uri", mask(resolve_uri(tracking_uri))))
+    uri = resolve_uri(tracking_uri)
+    problem = reach.problem(uri)
+    found.append(
+        Fact("tracking uri", mask(uri), mask(problem), _STORE_FIX)
+        if problem
+        else Fact("tracking uri", mask(uri))
+    )
     try:
         from bench.tuning.storage import parse_storage
 
-        found.append(Fact("optuna storage", parse_storage(storage).display))
+        spec = parse_storage(storage)
+        problem = reach.problem(str(spec.path) if spec.kind == "journal" else spec.url)
+        if problem:
+            raise BenchError(mask(problem))
+        found.append(Fact("optuna storage", spec.display))
     except BenchError as exc:
         fix = (
             "pass --storage (or set $BENCH_OPTUNA_STORAGE) a journal file path, "
@@ -29,6 +41,12 @@ def diagnose(tracking_uri: str | None = None, storage: str | None = None) -> lis
         )
         found.append(Fact("optuna storage", "unusable", str(exc), fix))
     return found
+
+
+_STORE_FIX = (
+    "start the server or database, or pass --tracking-uri (or set $MLFLOW_TRACKING_URI) a "
+    "store bench can reach; the default sqlite:///mlflow.db needs a writable folder"
+)
 
 
 def render(found: list[Fact]) -> str:

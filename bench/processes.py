@@ -55,6 +55,42 @@ class Outcome:
         return self.status == "ok"
 
 
+_PRIVATE_TMP: list[str] = []
+
+
+def private_tmp() -> str:
+    """This process's temporary folder, ``<system temp>/bench-<pid>-tmp``, made the default for
+    it (``tempfile``) and for the processes it starts (``TMPDIR``) on first use; folders of
+    the same name whose process is gone are removed first.
+
+    multiprocessing's ``pymp-*`` folders (the forkserver's socket) and the temporary folders
+    of jobs and logged models all land in it, so a ``kill -9`` of ``bench run`` leaves one
+    folder, which the next command that starts processes removes, instead of ``pymp-*`` and
+    ``bench-model-*`` folders for good. It stays under the system's temporary folder because
+    a socket path may be at most 107 bytes. Removed when the process exits normally."""
+    if not _PRIVATE_TMP:
+        import re
+        import shutil
+        import tempfile
+        from multiprocessing import util
+        from pathlib import Path
+
+        from bench.environment import pid_alive
+
+        system = Path(tempfile.gettempdir())
+        for stale in system.glob("bench-*-tmp"):
+            found = re.fullmatch(r"bench-(\d+)-tmp", stale.name)
+            if found and not pid_alive(int(found[1])):
+                shutil.rmtree(stale, ignore_errors=True)
+        folder = system / f"bench-{os.getpid()}-tmp"
+        folder.mkdir(exist_ok=True)
+        tempfile.tempdir = os.environ["TMPDIR"] = str(folder)
+        # after multiprocessing's own exit clean-up (priority -100), which removes its pymp-*
+        util.Finalize(None, shutil.rmtree, (folder,), {"ignore_errors": True}, exitpriority=-101)
+        _PRIVATE_TMP.append(str(folder))
+    return _PRIVATE_TMP[0]
+
+
 def isolated(
     tasks: Iterable[Task],
     workers: int,
@@ -70,6 +106,7 @@ def isolated(
     import multiprocessing as mp
     from multiprocessing.connection import wait
 
+    private_tmp()
     context = mp.get_context("forkserver")
     context.set_forkserver_preload(sorted({"bench.processes", *preload}))
     source, exhausted = iter(tasks), False
@@ -206,6 +243,7 @@ def _pool(workers: int, initializer: Callable[[], None] | None, keep: bool) -> A
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
+    private_tmp()
     key = (workers, initializer)
     if keep and key in _KEPT:
         return _KEPT[key]

@@ -11,6 +11,16 @@ Example::
     'postgresql://bench:***@db:5432/optuna'
     >>> mask("sqlite:///x.db?password=s3cret&timeout=5")
     'sqlite:///x.db?password=***&timeout=5'
+
+A ``:`` that ends a ``password=`` value before a space or the end is the message's, not the
+password's; a ``:`` inside a URL's userinfo is the password's::
+
+    >>> mask("storage sqlite:///opt.db?password=s3cret: cannot open")
+    'storage sqlite:///opt.db?password=***: cannot open'
+    >>> mask("sqlite:///x.db?password=s3:cr:et&timeout=5")
+    'sqlite:///x.db?password=***&timeout=5'
+    >>> mask("cannot reach postgresql://bench:s3:cr:et@db:5432/optuna: refused")
+    'cannot reach postgresql://bench:***@db:5432/optuna: refused'
 """
 
 from __future__ import annotations
@@ -27,7 +37,8 @@ _USERINFO = re.compile(
 )
 _KEYWORD = re.compile(
     r"(?i)(?P<head>\b(?:password|passwd|pwd|secret|token|access_token|api_key|apikey)=)"
-    r"(?P<secret>[^&;\s#'\"]+)"
+    # the value runs to the next separator; a ':' just before a space or the end is left out
+    r"(?P<secret>[^&;\s#'\"]+?)(?=:?(?:[\s'\"]|$)|[&;#])"
 )
 
 

@@ -185,6 +185,25 @@ class _RunFiles:
         return self._tables[run_id]
 
 
+def check_reports_dir(out_dir: Path) -> None:
+    """A ``--reports-dir`` that exists but is not a folder is a one-line error, found before a
+    suite runs rather than after."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise BenchError(f"{out_dir}: --reports-dir is a file, not a folder")
+
+
+def report_folder(out_dir: Path, name: str) -> Path:
+    """``out_dir/name``, created, or a one-line error naming what is in the way."""
+    check_reports_dir(out_dir)
+    folder = Path(out_dir) / name
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BenchError(f"{folder}: cannot create the report folder ({exc.strerror})") from None
+    return folder
+
+
 def write_report(suite: str, tracker: Tracker, out_dir: Path, fmt: str = "md") -> Path:
     """``<out_dir>/<suite>/leaderboard.md`` (or ``.html``) and its PNGs."""
     rows = collect(tracker.job_records())
@@ -193,8 +212,7 @@ def write_report(suite: str, tracker: Tracker, out_dir: Path, fmt: str = "md") -
         raise BenchError(
             f"suite {suite!r} has no job runs in {tracker.display}; run `bench run` first"
         )
-    folder = out_dir / suite
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = report_folder(out_dir, suite)
     for old in [*folder.glob("confusion-*.png"), *folder.glob("accuracy-vs-fit-*.png")]:
         old.unlink()
     with tempfile.TemporaryDirectory(prefix="bench-report-") as scratch:
@@ -558,8 +576,7 @@ def write_summary(
                 datasets[f"{suite} / {protocol}"] = scores
     if not datasets:
         raise BenchError(f"suites {', '.join(suites)} have no finished job runs; run `bench run`")
-    folder = out_dir / ("summary-" + "+".join(suites))
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = report_folder(out_dir, "summary-" + "+".join(suites))
     blocks = summary_blocks(suites, datasets, sorted(set(uris)), folder / "critical-difference.png")
     return _write(blocks, folder, f"bench summary: {', '.join(suites)}", fmt)
 

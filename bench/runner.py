@@ -319,7 +319,8 @@ def run_suite(
                 claimed(), dataset, suite, workers, Path(scratch), cluster, beat, tracker, claims
             )
             for result in results:
-                _record(tracker, claims.pop(result.job.key), result)
+                _record(tracker, claims[result.job.key], result)
+                del claims[result.job.key]  # recorded: no longer ours to release
                 if result.status == Status.FINISHED:
                     summary.finished += 1
                 else:
@@ -332,24 +333,55 @@ def run_suite(
                     on_job(result, len(pending))
             status = Status.FINISHED
         finally:
-            for run_id in claims.values():  # interrupted: the jobs may be claimed again
-                tracker.release(run_id)
-            skipped_file = Path(scratch) / "skipped_clips.txt"
-            if dataset.skipped:
-                skipped_file.write_text("\n".join(dataset.skipped) + "\n")
-            tracker.end_parent(
-                parent,
-                {
-                    "jobs_finished": summary.finished,
-                    "jobs_failed": summary.failed,
-                    "jobs_skipped_done": summary.skipped,
-                    "jobs_elsewhere": summary.elsewhere,
-                    "skipped_clips": len(dataset.skipped),
-                },
-                files=[skipped_file] if dataset.skipped else [],
-                status=status,
-            )
+            _close_run(tracker, parent, claims, summary, dataset, Path(scratch), status)
     return summary
+
+
+def _close_run(
+    tracker: Tracker,
+    parent: str,
+    claims: dict[str, str],
+    summary: RunSummary,
+    dataset: Dataset,
+    scratch: Path,
+    status: str,
+) -> None:
+    """Release the jobs still claimed (interrupted: they may be claimed again) and end the
+    parent run. After a failure (a full disk, a store gone) these writes may fail too: each is
+    tried, and what could not be written is logged once, not raised over the first error;
+    the next run on this store reaps the claims of a process that is gone."""
+    failed: list[BaseException] = []
+
+    def attempt(write: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            write(*args, **kwargs)
+        except Exception as exc:
+            failed.append(exc)
+
+    for run_id in claims.values():
+        attempt(tracker.release, run_id)
+    skipped_file = scratch / "skipped_clips.txt"
+    if dataset.skipped:
+        attempt(skipped_file.write_text, "\n".join(dataset.skipped) + "\n")
+    metrics = {
+        "jobs_finished": summary.finished,
+        "jobs_failed": summary.failed,
+        "jobs_skipped_done": summary.skipped,
+        "jobs_elsewhere": summary.elsewhere,
+        "skipped_clips": len(dataset.skipped),
+    }
+    files = [skipped_file] if dataset.skipped and skipped_file.exists() else []
+    attempt(tracker.end_parent, parent, metrics, files=files, status=status)
+    if failed and status == Status.FINISHED:
+        raise failed[0]
+    if failed:
+        first = str(getattr(failed[0], "orig", None) or failed[0]).strip().splitlines()
+        log.warning(
+            "could not record the end of this run (%s); the next run on this store reaps "
+            "its %d unfinished job(s)",
+            first[-1] if first else type(failed[0]).__name__,
+            len(claims),
+        )
 
 
 LONG_FAMILIES = ("stacking",)

@@ -42,7 +42,16 @@ class ServedModel:
 
     def __init__(self, model: Any, card: dict[str, Any]) -> None:
         self.model, self.card = model, card
-        self.classes = [str(c) for c in np.asarray(card["classes"])[np.asarray(model.classes_)]]
+        codes = np.asarray(model.classes_)
+        if (
+            codes.dtype.kind not in "iu"
+            or not ((codes >= 0) & (codes < len(card["classes"]))).all()
+        ):
+            raise BenchError(
+                f"model {card['model']}: its classes do not index the card's "
+                f"{len(card['classes'])} genres"
+            )
+        self.classes = [str(c) for c in np.asarray(card["classes"])[codes]]
 
     @classmethod
     def load(cls, folder: Path) -> ServedModel:

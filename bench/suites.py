@@ -150,7 +150,14 @@ def load_suite(name: str) -> Suite:
     if not path.is_file():
         raise BenchError(f"{path}: suite file not found")
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:  # TOML is UTF-8 by definition
+        raise BenchError(
+            f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+            "suite files are TOML, which is UTF-8"
+        ) from None
+    except OSError as exc:
+        raise BenchError(f"{path}: cannot read the suite file ({exc.strerror})") from None
     except tomllib.TOMLDecodeError as exc:
         raise BenchError(f"{path}: invalid TOML ({exc})") from None
     return _parse(raw, path)

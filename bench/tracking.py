@@ -234,6 +234,21 @@ SYSTEM_METRICS_SECONDS = 5.0
 """How often ``--system-metrics`` samples CPU, memory (and GPU where present)."""
 
 
+def check_server(uri: str) -> str:
+    """``uri``, once a tracking server or database behind it answers within
+    :data:`bench.reach.TIMEOUT` seconds (MLflow's own retries take minutes to give up)."""
+    from bench import reach
+
+    if uri.startswith(("http://", "https://", "postgresql")):
+        problem = reach.problem(uri)
+        if problem:
+            raise BenchError(
+                f"MLflow store {mask(uri)} is not reachable: {mask(problem)}; start it, or "
+                "pass another --tracking-uri"
+            )
+    return uri
+
+
 def resolve_uri(uri: str | None = None) -> str:
     """``--tracking-uri``, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``.
 
@@ -261,7 +276,7 @@ def existing_store(uri: str | None = None) -> str:
             raise BenchError(
                 f"no MLflow store at {path}; run `bench run` first, or pass --tracking-uri"
             )
-    return uri
+    return check_server(uri)
 
 
 def experiment_name(suite: str) -> str:
@@ -279,7 +294,7 @@ class Tracker:
 
         for name in ("mlflow", "alembic"):
             logging.getLogger(name).setLevel(logging.WARNING)
-        self.uri = resolve_uri(uri) if create else existing_store(uri)
+        self.uri = check_server(resolve_uri(uri)) if create else existing_store(uri)
         self.display = mask(self.uri)
         """The URI as it may be shown: its password masked."""
         self._engine = None
@@ -319,7 +334,11 @@ class Tracker:
         link names the workflow."""
         page = f"#/experiments/{self.experiment_id}/runs?workflowType=machine_learning"
         if self.uri.startswith(("http://", "https://")):
-            return f"browse: {mask(self.uri).rstrip('/')}/{page}"
+            from urllib.parse import urlsplit
+
+            url = urlsplit(self.uri)  # a link to open: the host, without the user's credentials
+            base = url._replace(netloc=url.netloc.rpartition("@")[2]).geturl()
+            return f"browse: {mask(base).rstrip('/')}/{page}"
         return f"browse: mlflow ui --backend-store-uri {self.display}, then open {page}"
 
     def _create_experiment(self, name: str) -> str:
@@ -642,8 +661,17 @@ class Tracker:
             self._monitors[run_id] = SystemMetrics(self.uri, run_id)
 
     def logged_trials(self, parent_id: str) -> set[int]:
+        """Numbers of the trials :meth:`log_trial` logged to the end. A trial run it did not
+        end (left RUNNING by a killed command, or KILLED by :meth:`reap_stale_runs`) is
+        deleted, so that its trial is logged again, once; the caller holds the study lock."""
         runs = self._search(f"tags.`{KIND}` = '{TRIAL}' and tags.`{_PARENT_RUN}` = '{parent_id}'")
-        return {int(run.data.tags[Tag.TRIAL_NUMBER]) for run in runs}
+        logged = set()
+        for run in runs:
+            if run.info.status in (Status.FINISHED, Status.FAILED):
+                logged.add(int(run.data.tags[Tag.TRIAL_NUMBER]))
+            else:
+                self.client.delete_run(run.info.run_id)
+        return logged
 
     def log_trial(self, parent_id: str, trial: TrialRecord, tags: Mapping[str, str]) -> str:
         """One finished Optuna trial as a nested run; intermediate values go in by step."""
@@ -926,12 +954,14 @@ def promote(run_id: str, name: str, alias: str | None, uri: str | None = None) -
 
     if name.startswith(_CLAIM_PREFIX):
         raise BenchError(f"model names starting with {_CLAIM_PREFIX!r} are bench's job claims")
-    client = MlflowClient(tracking_uri=existing_store(uri))
+    store = existing_store(uri)
+    client = MlflowClient(tracking_uri=store)
     try:
         run = _job_run(client, run_id)
         if run.info.status != Status.FINISHED:
             raise BenchError(f"run {run_id} is {run.info.status}: only FINISHED jobs are promoted")
         model_id = _logged_model_id(client, run)
+        _check_logged_model(client, store, model_id, f"run {run_id}")
         tags = {
             Tag.MODEL: run.data.tags.get(Tag.MODEL, "?"),
             Tag.FOLD: run.data.tags.get(Tag.FOLD, "?"),
@@ -973,13 +1003,32 @@ def download_model(ref: str, dst: Path, uri: str | None = None) -> Path:
         else:
             run_id = ref.removeprefix("runs:/").split("/", 1)[0]
             model_id = _logged_model_id(client, _job_run(client, run_id))
-        # from the logged model's own location: MLflow's models:/ resolution reads the
-        # process-wide tracking URI, not the one it is given
-        location = client.get_logged_model(model_id).artifact_location
-        local = Path(_download(store, location, dst))
+        local = _download_logged_model(client, store, model_id, dst)
     except MlflowException as exc:
         raise BenchError(f"{ref}: {str(exc).splitlines()[0]}") from None
     return _checked_model_folder(local, ref)
+
+
+def _download_logged_model(client: Any, store: str, model_id: str, dst: Path) -> Path:
+    # from the logged model's own location: MLflow's models:/ resolution reads the
+    # process-wide tracking URI, not the one it is given
+    location = client.get_logged_model(model_id).artifact_location
+    return Path(_download(store, location, dst))
+
+
+def _check_logged_model(client: Any, store: str, model_id: str, ref: str) -> None:
+    """What ``bench predict`` checks, before ``bench promote`` registers a model: the file
+    set, the MLmodel and the skops file's types, so an alias never points at a model that
+    would run code in ``mlflow.pyfunc.load_model``."""
+    import tempfile
+
+    from bench.artifacts import check_model_file
+
+    with tempfile.TemporaryDirectory(prefix="bench-promote-") as tmp:
+        data = _checked_model_folder(
+            _download_logged_model(client, store, model_id, Path(tmp)), ref
+        )
+        check_model_file(data / MODEL_FILE)
 
 
 def _registry_model_id(client: Any, ref: str) -> str:
@@ -1008,30 +1057,60 @@ def _download(uri: str, source: str, dst: Path) -> str:
     )
 
 
-def _checked_model_folder(local: Path, ref: str) -> Path:
-    from mlflow.models import Model
+MODEL_FILES = frozenset(
+    {"MLmodel", "conda.yaml", "python_env.yaml", "requirements.txt", "input_example.json",
+     "serving_input_example.json", f"data/{MODEL_DIR}/{MODEL_FILE}",
+     f"data/{MODEL_DIR}/{CARD_FILE}"}
+)  # fmt: skip
+"""Every file of a model bench logs, relative to the model's folder: anything else (a ``code/``
+folder MLflow would put on ``sys.path``, a pickle, a script) is refused."""
+_PYFUNC_KEYS = {
+    "loader_module": PYFUNC_LOADER,
+    "data": f"data/{MODEL_DIR}",
+    "code": None,
+    "env": None,
+    "python_version": None,
+    "streamable": None,
+}
+"""The keys bench's ``python_function`` flavour may hold, and the value each must have (None:
+any value, except ``code``, which must be empty: MLflow imports whatever it names)."""
 
+
+def _checked_model_folder(local: Path, ref: str) -> Path:
+    """The data folder of the model downloaded into ``local``, once its file set is exactly
+    :data:`MODEL_FILES` (both data files present) and its MLmodel names bench's flavour alone:
+    no code path, no pickled ``python_model``, no other flavour or loader. Read as YAML data
+    only; nothing in the model is imported or unpickled."""
+    import yaml
+
+    files = {p.relative_to(local).as_posix() for p in local.rglob("*") if not p.is_dir()}
+    unexpected = sorted(files - MODEL_FILES)
+    needed = sorted({"MLmodel", *(f for f in MODEL_FILES if f.startswith("data/"))} - files)
+    if unexpected or needed:
+        shown = ", ".join(unexpected[:4]) or f"missing {', '.join(needed)}"
+        raise BenchError(f"{ref}: refusing a model with files bench does not log ({shown})")
     try:
-        flavors = Model.load(str(local / "MLmodel")).flavors
-    except Exception as exc:  # a missing or malformed MLmodel
+        mlmodel = yaml.safe_load((local / "MLmodel").read_text())
+        flavors = mlmodel["flavors"]
+        pyfunc = dict(flavors.get("python_function") or {})
+    except Exception as exc:  # malformed YAML or a missing key
         raise BenchError(f"{ref}: not an MLflow model ({str(exc).splitlines()[0]})") from None
-    pyfunc = flavors.get("python_function", {})
     if set(flavors) != {"python_function"} or pyfunc.get("loader_module") != PYFUNC_LOADER:
         raise BenchError(
             f"{ref}: refusing a model not logged by bench (flavours {sorted(flavors)}, loader "
             f"{pyfunc.get('loader_module')!r}; bench loads only {PYFUNC_LOADER!r} models)"
         )
-    if "python_model" in pyfunc or "cloudpickle_version" in pyfunc:
-        raise BenchError(f"{ref}: refusing a pickled python_model")
-    data = (local / str(pyfunc.get("data", ""))).resolve()
-    if not data.is_dir() or not data.is_relative_to(local.resolve()):
-        raise BenchError(f"{ref}: the model's data folder is missing")
-    extra = sorted(p.name for p in data.iterdir()) if data.is_dir() else []
-    unexpected = [name for name in extra if name not in (MODEL_FILE, CARD_FILE)]
-    if unexpected:
-        shown = ", ".join(unexpected)
-        raise BenchError(f"{ref}: refusing unexpected file(s) in the model: {shown}")
-    return data
+    if pyfunc.get("code"):
+        raise BenchError(
+            f"{ref}: refusing a model with code ({pyfunc['code']!r}) MLflow would import"
+        )
+    wrong = sorted(
+        key for key, value in pyfunc.items()
+        if key not in _PYFUNC_KEYS or _PYFUNC_KEYS[key] not in (None, value)
+    )  # fmt: skip
+    if wrong:
+        raise BenchError(f"{ref}: refusing a model whose python_function sets {', '.join(wrong)}")
+    return local / pyfunc["data"]
 
 
 def _job_run(client: Any, run_id: str) -> Any:

@@ -10,12 +10,12 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
+import services
 from boards import table_rows
 from mlflow.tracking import MlflowClient
 from test_run import job_runs, write_suite
@@ -160,45 +160,8 @@ def test_nothing_listens_beyond_loopback(cluster: LocalCluster) -> None:
 
 @pytest.fixture
 def mlflow_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """``mlflow server`` on 127.0.0.1 with a SQLite store and an artifact proxy to a folder.
-
-    Its port is picked here and may be taken by another process before the server binds it:
-    then the server exits, and it is started again on another port (three tries)."""
-    artifacts = tmp_path / "server-artifacts"
-    for attempt in range(3):
-        port = _free_port()
-        server = subprocess.Popen(
-            [BIN / "mlflow", "server", "--backend-store-uri",
-             f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination", str(artifacts),
-             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-            env=_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"),
-            stdout=_log(tmp_path / f"server-{attempt}.log"), stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-        try:
-            _wait_for_port(port, server, seconds=120)
-            break
-        except AssertionError:  # exited: its port was taken
-            server.wait()
-    else:
-        pytest.fail(f"mlflow server did not start in 3 tries; see {tmp_path}/server-*.log")
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if urllib.request.urlopen(f"{url}/health", timeout=5).status == 200:
-                    break
-            except OSError:
-                time.sleep(0.5)
-        yield url, artifacts
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the server and its gunicorn/uvicorn workers
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+    with services.mlflow_server(tmp_path) as running:
+        yield running
 
 
 def test_workers_upload_artifacts_through_an_mlflow_server(

@@ -138,3 +138,46 @@ def test_audio_models_are_skipped_with_one_reason_when_torchaudio_is_broken(
     assert parent.data.tags["bench.env.torch"].startswith(
         _base(importlib.metadata.version("torch"))
     )
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again when the block ends: nothing listens
+
+
+def test_doctor_checks_that_the_store_and_the_storage_answer(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    url = f"http://bench:s3cret@127.0.0.1:{_closed_port()}"
+    storage = tmp_path / "missing-folder" / "optuna.journal"
+    assert main(["doctor", "--tracking-uri", url, "--storage", str(storage)]) == 1
+    out = capsys.readouterr().out
+    assert re.search(r"^tracking uri\s+http://bench:\*\*\*@127\.0\.0\.1:\d+$", out, re.M)
+    assert re.search(r"BROKEN: no answer from http://127\.0\.0\.1:\d+ \(.*refused", out)
+    assert f"BROKEN: folder {storage.parent} does not exist" in out
+    assert "s3cret" not in out
+    assert not storage.parent.exists()  # asking created nothing
+    (tmp_path / "mlflow.db").write_text("not a database, but a file of the same name")
+    assert main(["doctor", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]) == 1
+    assert "is not a SQLite database" in capsys.readouterr().out
+
+
+def test_an_unreachable_tracking_server_is_one_line_at_once(
+    tabular_gtzan: Path, tmp_path: Path
+) -> None:
+    """MLflow's client retries a refused connection for about 250 s; bench asks once first
+    (the subprocess's timeout only keeps a regression from hanging the suite)."""
+    url = f"http://127.0.0.1:{_closed_port()}"
+    argv = ["run", "--suite", "gtzan", "--data-dir", str(tabular_gtzan), "--models", "logreg"]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.cli", *argv, "--tracking-uri", url],
+        capture_output=True, text=True, timeout=150, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == (
+        f"bench: error: MLflow store {url} is not reachable: no answer from {url} "
+        "([Errno 111] Connection refused); start it, or pass another --tracking-uri"
+    )

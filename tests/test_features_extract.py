@@ -95,8 +95,9 @@ def test_device_batches_equal_worker_threads(tmp_path):
     root = tmp_path / "gtzan"
     for i in range(4):
         write_clip(root, f"disco.0000{i}.wav", tone(3.5 + i, 250 + 60 * i, seed=i))
-    (root / "genres_original" / "disco" / "disco.00009.wav").write_bytes(b"not audio")
-    files = audio_files(root)
+    corrupt = root / "genres_original" / "disco" / "disco.00009.wav"
+    corrupt.write_bytes(b"not audio")
+    files = [*audio_files(root), (corrupt, "disco")]  # the listing skips it; read it anyway
     threads = list(featurise_files(files, 3.0, workers=2))
     batched = list(featurise_files(files, 3.0, workers=2, batched=True))
     assert [type(b) for b in batched] == [type(t) for t in threads]

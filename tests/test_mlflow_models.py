@@ -190,7 +190,7 @@ def test_crafted_models_are_refused_by_both_loading_paths(
     for ref in (f"runs:/{run_id}/model", run_id):
         assert main(["predict", "--model" if ":" in ref else "--run", ref, str(wav)]) == 2
         err = capsys.readouterr().err.strip()
-        assert "refusing a model not logged by bench" in err and "bench.served" in err
+        assert "refusing a model with files bench does not log (python_model.pkl)" in err
     assert not marker.exists()
     with pytest.raises(Exception):  # noqa: B017  MLflow's own loader unpickles it: a real attack
         _pyfunc(f"runs:/{run_id}/model", monkeypatch)
@@ -273,3 +273,47 @@ def test_a_dataset_logged_by_two_commands_at_once_links_on_retry(
     monkeypatch.setattr(tracker.client, "log_inputs", fails)
     with pytest.raises(MlflowException, match="no such run"):
         tracker.log_dataset(run, data, "suite")
+
+
+def test_a_model_carrying_code_is_refused_by_promote_and_predict(
+    tabular_gtzan: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The attack: a finished job's logged model gains ``code/bench/served.py`` (a side effect
+    at import) and ``flavors.python_function.code: code``; ``mlflow.pyfunc.load_model`` would
+    put it first on ``sys.path`` and import it. bench promotes and predicts only the exact
+    file set it logs."""
+    import yaml
+
+    argv = ["run", "--suite", "gtzan", "--data-dir", str(tabular_gtzan), "--models", "logreg"]
+    assert main([*argv, "--folds", "2", "--no-report"]) == 0
+    client = MlflowClient(resolve_uri())
+    wav = tmp_path / "x.wav"
+    wav.write_bytes(b"")
+    marker = tmp_path / "planted-code-ran"
+    for run, with_files in zip(_runs("gtzan"), (True, False), strict=True):
+        run_id, model_id = run.info.run_id, run.outputs.model_outputs[0].model_id
+        model = Path(mlflow.artifacts.download_artifacts(
+            client.get_logged_model(model_id).artifact_location, dst_path=str(tmp_path / run_id),
+            tracking_uri=resolve_uri(),
+        ))  # fmt: skip
+        mlmodel = yaml.safe_load((model / "MLmodel").read_text())
+        mlmodel["flavors"]["python_function"]["code"] = "code"
+        (model / "MLmodel").write_text(yaml.safe_dump(mlmodel))
+        if with_files:
+            (model / "code" / "bench").mkdir(parents=True)
+            (model / "code" / "bench" / "__init__.py").write_text("")
+            (model / "code" / "bench" / "served.py").write_text(
+                f"import pathlib\npathlib.Path({str(marker)!r}).touch()\n"
+            )
+        client.log_model_artifacts(model_id, str(model))
+        capsys.readouterr()
+
+        assert main(["promote", run_id, "--name", "genre", "--alias", "champion"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        expected = "code/bench/__init__.py" if with_files else "refusing a model with code ('code')"
+        assert len(err) == 1 and expected in err[0], err
+        assert main(["predict", "--model", f"runs:/{run_id}/model", str(wav)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and expected in err[0], err
+    assert client.search_registered_models("name = 'genre'") == []
+    assert not marker.exists()

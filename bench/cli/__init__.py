@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     for noisy in ("mlflow", "alembic", "urllib3", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # logs a whole traceback for a database error it then raises: bench reports it in one line
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # ours are enough
     if not hasattr(args, "func"):
         parser.print_help()
@@ -44,11 +46,38 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bench: interrupted", file=sys.stderr)
         return 130
-    except Exception:  # a bug: show the traceback, but never a password it may hold
+    except Exception as exc:  # a bug: show the traceback, but never a password it may hold
+        full = _disk_full(exc)
+        if full:
+            print(f"bench: error: {mask(full)}", file=sys.stderr)
+            return 2
         import traceback
 
         print(mask(traceback.format_exc()), file=sys.stderr, end="")
         return 1
+
+
+def _disk_full(exc: BaseException) -> str | None:
+    """One line for a full disk or quota anywhere in ``exc``'s chain (MLflow and SQLAlchemy
+    wrap the OSError or SQLite's 'database or disk is full'), else None."""
+    import errno
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            where = exc.filename2 or exc.filename
+            return (
+                f"{exc.strerror}{f' writing {where}' if where else ''}; free space and run the "
+                "same command again: it goes on from the jobs already recorded"
+            )
+        if "database or disk is full" in str(exc):
+            return (
+                "the MLflow store's disk is full (database or disk is full); free space and run "
+                "the same command again: it goes on from the jobs already recorded"
+            )
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,12 +26,46 @@ def add_parsers(sub) -> None:
     p.add_argument("--songs-per-artist", type=float, default=4.0, help="mean (default: 4)")
     p.add_argument("--workers", type=int, help="processes (default: one per core from 500)")
     p.set_defaults(func=cmd_data_synth_msd)
-    p = data.add_parser("fetch", help="download and unpack a dataset archive, checksum verified")
+    p = data.add_parser(
+        "fetch",
+        help="download and unpack a dataset archive, checksum verified, size bounded",
+        description="Download a GTZAN archive (zip or tar), check its SHA-256, check every "
+        "member's path, link and declared size before anything is written, and unpack it into "
+        "--out (new or empty) only when all of it succeeds.",
+    )
     p.add_argument("dataset", choices=("gtzan",))
     p.add_argument("--url", required=True)
-    p.add_argument("--sha256", help="expected SHA-256 of the archive (strongly recommended)")
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument(
+        "--sha256",
+        required=True,
+        help="expected SHA-256 of the archive: from the dataset's publisher, or `sha256sum FILE` "
+        "of a copy you trust",
+    )
+    p.add_argument("--out", type=Path, required=True, help="folder to create (or an empty one)")
+    p.add_argument(
+        "--max-size",
+        type=_size,
+        default="8G",
+        help="largest download and total unpacked size, e.g. 500M, 20G (default: 8G; Kaggle's "
+        "GTZAN archive is ~1.2 GB and unpacks to ~1.3 GB)",
+    )
+    p.add_argument(
+        "--max-ratio",
+        type=float,
+        default=100,
+        help="largest unpacked/archive size ratio (default: 100; audio compresses ~1.1x, "
+        "a zip bomb ~1000x)",
+    )
     p.set_defaults(func=cmd_data_fetch)
+
+
+def _size(text: str) -> int:
+    from bench.data.download import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def cmd_data_synth(args: argparse.Namespace) -> int:
@@ -69,6 +103,13 @@ def cmd_data_synth_msd(args: argparse.Namespace) -> int:
 def cmd_data_fetch(args: argparse.Namespace) -> int:
     from bench.data.download import fetch
 
-    root = fetch(args.url, args.sha256, args.out, progress=interactive())
+    root = fetch(
+        args.url,
+        args.sha256,
+        args.out,
+        max_size=args.max_size,
+        max_ratio=args.max_ratio,
+        progress=interactive(),
+    )
     print(f"GTZAN ready at {root}; run: bench run --suite gtzan --data-dir {root}")
     return 0

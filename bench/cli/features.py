@@ -54,17 +54,21 @@ def cmd_features(args: argparse.Namespace) -> int:
 
     from bench.environment import resolve_device
     from bench.errors import BenchError
-    from bench.features.extract import audio_files, featurise_folder, write_table
+    from bench.features.extract import featurise_folder, write_table
 
     device = resolve_device(args.device)
     if args.fidelity:
         return _fidelity(args, device)
     if args.out is None:
         raise BenchError("bench features needs --out F.csv (or --fidelity)")
-    files = audio_files(args.data_dir)
-    with tqdm(total=len(files), unit="clip", desc="features", disable=not interactive()) as bar:
+    with tqdm(unit="clip", desc="features", disable=not interactive()) as bar:
         run = featurise_folder(
-            args.data_dir, args.segment, device, args.workers, on_file=lambda _: bar.update()
+            args.data_dir,
+            args.segment,
+            device,
+            args.workers,
+            on_file=lambda _: bar.update(),
+            on_start=lambda files: bar.reset(total=files),
         )
     rows = write_table(run.rows, args.out)
     print(

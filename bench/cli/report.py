@@ -66,9 +66,10 @@ def add_parsers(sub) -> None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from bench.errors import BenchError
-    from bench.report import write_report, write_summary
+    from bench.report import check_reports_dir, write_report, write_summary
     from bench.tracking import Tracker
 
+    check_reports_dir(args.reports_dir)
     if args.suite:
         tracker = Tracker(args.suite, args.tracking_uri, create=False)
         out = write_report(args.suite, tracker, args.reports_dir, args.format)
@@ -85,6 +86,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     import json
 
+    from bench.data.gtzan import printable
     from bench.errors import BenchError
     from bench.predict import load_logged_model, predict_files
 
@@ -99,7 +101,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(json.dumps({"path": str(result.path), "proba": dict(result.top)}))
         else:
             ranked = ", ".join(f"{genre} {p:.3f}" for genre, p in result.top)
-            print(f"{result.path}: {ranked}")
+            print(f"{printable(result.path)}: {ranked}")  # a non-UTF-8 name cannot be printed
     return 1 if failed else 0
 
 

@@ -59,6 +59,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from bench.runner import RunOptions, prepare, run_suite
 
+    if not args.no_report:
+        from bench.report import check_reports_dir
+
+        check_reports_dir(args.reports_dir)
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     options = options_from(RunOptions, args, models=models, progress=interactive())
     ready = prepare(options)

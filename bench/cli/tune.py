@@ -61,7 +61,8 @@ def add_parsers(sub) -> None:
         "--workers",
         type=int,
         default=default_workers(),
-        help="worker processes on this machine (default: the number of cores, at most 4)",
+        help="worker processes on this machine (default: the number of cores, at most 4); "
+        "never more than --trials, nor, without --cluster, than the cores here",
     )
     p.add_argument("--seed", type=int, help="seed of the split and sampler (default: the suite's)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
@@ -78,11 +79,15 @@ def add_parsers(sub) -> None:
 def cmd_tune(args: argparse.Namespace) -> int:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    from bench.catalog import data_root
     from bench.cluster import connect_cluster
+    from bench.suites import load_suite
     from bench.tracking import Tracker
     from bench.tuning.options import TuneOptions
     from bench.tuning.session import plan, tune
 
+    # before plan() opens the study's storage, which creates ./optuna.journal: no data, no file
+    data_root(load_suite(args.suite).dataset, args.data_dir)
     request = plan(options_from(TuneOptions, args, progress=interactive()))
     tracker = Tracker(request.suite.name, args.tracking_uri, system_metrics=args.system_metrics)
     print(

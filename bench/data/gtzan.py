@@ -9,9 +9,12 @@ Tracks are named ``<genre>.<NNNNN>`` everywhere in bench, whatever spelling a li
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
+import os
 import re
+import stat
 import struct
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -54,18 +57,87 @@ def track_id(name: str) -> str:
     return f"{match[1]}.{match[2]}"
 
 
+def printable(path: Path | str) -> str:
+    """``path`` as text that prints and encodes anywhere: bytes of a non-UTF-8 file name are
+    written as ``\\xff`` escapes (Python keeps them as surrogates, which UTF-8 cannot encode)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+_KINDS = {
+    stat.S_IFDIR: "a folder",
+    stat.S_IFIFO: "a named pipe (FIFO)",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+}
+
+
+def file_problem(path: Path) -> str | None:
+    """Why ``path`` is not a regular file once its links are followed, or None; never opens it.
+
+    Opening a FIFO blocks until someone writes to it (``bench predict`` hung on one), and a
+    device may act on being opened, so only ``stat`` looks at what is not a regular file.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "is a symbolic link loop"
+        if exc.errno == errno.ENOENT and os.path.islink(path):
+            return "is a broken symbolic link"
+        return f"cannot be read ({exc.strerror})"
+    if not stat.S_ISREG(mode):
+        return f"is {_KINDS.get(stat.S_IFMT(mode), 'not a regular file')}, not an audio file"
+    return None
+
+
+class _Unopenable(DataError):
+    """``path`` is not a regular file, or cannot be opened; ``reason`` says which."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{printable(path)}: {reason}")
+        self.reason = reason
+
+
+def _open_regular(path: Path) -> int:
+    """A read-only descriptor of ``path``, a regular file (checked again on the open file, so a
+    file swapped for a FIFO after :func:`file_problem` is refused too; O_NONBLOCK keeps that
+    open from hanging)."""
+    problem = file_problem(path)
+    if problem:
+        raise _Unopenable(path, problem)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise _Unopenable(path, f"cannot be read ({exc.strerror})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise _Unopenable(path, "is not a regular file, not an audio file")
+    return fd
+
+
+def _sf_reason(exc: Exception) -> str:
+    """libsndfile's own words, without soundfile's ``Error opening <fd>:`` prefix."""
+    return getattr(exc, "error_string", None) or str(exc).splitlines()[0]
+
+
 def wav_problem(path: Path) -> str | None:
     """Why ``path`` cannot be used as audio, or None. Reads headers only.
 
-    libsndfile silently shortens a truncated WAV, so the RIFF ``data`` chunk's declared size is
-    checked against the bytes really present.
+    Anything but a regular file is refused unopened (:func:`file_problem`). libsndfile silently
+    shortens a truncated WAV, so the RIFF ``data`` chunk's declared size is checked against the
+    bytes really present. Files are opened by descriptor, so non-UTF-8 names read like others.
     """
     import soundfile as sf
 
     try:
-        info = sf.info(str(path))
+        fd = _open_regular(path)
+    except _Unopenable as exc:
+        return exc.reason
+    try:
+        info = sf.info(fd)  # closes fd
     except Exception as exc:  # libsndfile raises several types for unreadable files
-        return f"unreadable ({str(exc).splitlines()[0]})"
+        return f"unreadable ({_sf_reason(exc)})"
     if info.frames == 0:
         return "holds no audio frames"
     if path.suffix.lower() == ".wav":
@@ -76,7 +148,7 @@ def wav_problem(path: Path) -> str | None:
 
 
 def _wav_data_sizes(path: Path) -> tuple[int | None, int]:
-    with path.open("rb") as fh:
+    with os.fdopen(_open_regular(path), "rb") as fh:
         header = fh.read(12)
         if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
             return None, 0
@@ -106,11 +178,11 @@ def read_clip(path: Path, sr: int = SAMPLE_RATE) -> tuple[np.ndarray, list[str]]
     The one reader of audio: features, spectrogram caches, the CNNs and ``bench predict`` all
     see the same samples (stereo mixed down, NaN/inf set to 0, resampled). Raises
     :class:`DataError` naming the file when it cannot be used at all (unreadable, empty,
-    truncated).
+    truncated, or not a regular file: a FIFO, folder or link loop is never opened).
     """
     problem = wav_problem(path)
     if problem:
-        raise DataError(f"{path}: {problem}")
+        raise DataError(f"{printable(path)}: {problem}")
     samples, native_sr = read_samples(path)
     notes = []
     if samples.shape[1] > 1:
@@ -129,10 +201,11 @@ def read_samples(path: Path) -> tuple[np.ndarray, int]:
     """``(frames x channels float32, sample rate)``; an unreadable file is a DataError."""
     import soundfile as sf
 
+    fd = _open_regular(path)
     try:
-        return sf.read(str(path), dtype="float32", always_2d=True)
+        return sf.read(fd, dtype="float32", always_2d=True)  # closes fd
     except Exception as exc:  # libsndfile raises several types for unreadable files
-        raise DataError(f"{path}: unreadable audio ({str(exc).splitlines()[0]})") from None
+        raise DataError(f"{printable(path)}: unreadable audio ({_sf_reason(exc)})") from None
 
 
 def resample(wave: np.ndarray, native_sr: int, sr: int) -> np.ndarray:
@@ -174,23 +247,40 @@ def read_features_csv(path: Path) -> pd.DataFrame:
     return table
 
 
-def index_audio(root: Path) -> tuple[dict[str, Path], list[str]]:
-    """Readable clips under ``root/genres_original`` by track id, and the skipped ones."""
-    audio_dir = root / AUDIO_DIR
-    found: dict[str, Path] = {}
+def list_clips(folder: Path) -> tuple[list[Path], list[str]]:
+    """Usable audio files of ``folder/<label>/<file>`` (sorted), and those skipped, with why.
+
+    The one listing of clips, shared by the dataset index (``bench run``, ``bench tune``) and
+    ``bench features``, so both skip the same files for the same reasons: anything with an audio
+    suffix that is not a regular file (a folder named ``x.wav``, a link loop, a FIFO) or that
+    :func:`wav_problem` finds unusable. Each skip is logged as a warning.
+    """
+    found: list[Path] = []
     skipped: list[str] = []
-    if not audio_dir.is_dir():
-        return found, skipped
-    paths = [p for p in sorted(audio_dir.glob("*/*")) if p.suffix.lower() in AUDIO_SUFFIXES]
-    check_one_file_per_clip(paths, lambda path: track_id(path.name))
-    for path in paths:
+    for path in sorted(Path(folder).glob("*/*")):
+        if path.suffix.lower() not in AUDIO_SUFFIXES:
+            continue
         problem = wav_problem(path)
         if problem:
-            log.warning("skipping %s: %s", path, problem)
-            skipped.append(f"{path}: {problem}")
-            continue
-        found[track_id(path.name)] = path
+            log.warning("skipping %s: %s", printable(path), problem)
+            skipped.append(f"{printable(path)}: {problem}")
+        else:
+            found.append(path)
     return found, skipped
+
+
+def index_audio(root: Path) -> tuple[dict[str, Path], list[str]]:
+    """Readable clips under ``root/genres_original`` by track id, and the skipped ones.
+
+    Only usable files need a track name and count as copies of a clip (see
+    :func:`check_one_file_per_clip`); what is skipped is only reported.
+    """
+    audio_dir = root / AUDIO_DIR
+    if not audio_dir.is_dir():
+        return {}, []
+    paths, skipped = list_clips(audio_dir)
+    check_one_file_per_clip(paths, lambda path: track_id(printable(path.name)))
+    return {track_id(printable(path.name)): path for path in paths}, skipped
 
 
 def check_one_file_per_clip(paths: Iterable[Path], clip: Callable[[Path], str]) -> None:
@@ -267,7 +357,7 @@ def fingerprint(csv_path: Path, audio_paths) -> str:
     """Content hash of the table plus name and size of every clip: changes when the data does."""
     digest = hashlib.sha256(csv_path.read_bytes())
     for path in sorted(audio_paths):
-        digest.update(f"{path.name}:{path.stat().st_size}".encode())
+        digest.update(os.fsencode(path.name) + f":{path.stat().st_size}".encode())
     return digest.hexdigest()[:16]
 
 

@@ -68,7 +68,7 @@ def fingerprint(path: Path) -> str:
     except OSError as exc:
         raise DataError(f"{path}: cannot read audio file ({exc.strerror})") from None
     text = f"{Path(path).name}:{stat.st_size}:{stat.st_mtime_ns}"
-    return hashlib.sha1(text.encode()).hexdigest()
+    return hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()  # any file name
 
 
 class FeatureCache:

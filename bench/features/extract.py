@@ -24,7 +24,7 @@ Example::
     result = featurise_folder(Path("data/gtzan"), segment=3.0)
     write_table(result.rows, Path("features_3_sec.csv"))
 
-Why one module (~460 lines): reading clips, cutting segments, the thread, process and
+Why one module (~480 lines): reading clips, cutting segments, the thread, process and
 device-batch paths and the segment table are one pipeline whose rows must come out in the
 same order and values whichever path runs; tests compare the paths with each other.
 """
@@ -55,6 +55,8 @@ from bench.data.gtzan import (
     AUDIO_SUFFIXES,
     SAMPLE_RATE,
     check_one_file_per_clip,
+    list_clips,
+    printable,
     read_clip,
 )
 from bench.errors import DataError
@@ -105,21 +107,29 @@ class FeatureRun:
 
 
 def audio_files(root: Path) -> list[tuple[Path, str]]:
-    """Audio files under ``root`` with their labels: ``<label>/<file>`` below
-    ``root/genres_original`` (the Kaggle layout) or below ``root`` itself."""
+    """Usable audio files under ``root`` with their labels (see :func:`find_audio`)."""
+    files, skipped = find_audio(root)
+    if not files:
+        raise DataError(f"{root}: no usable audio ({len(skipped)} file(s) skipped)")
+    return files
+
+
+def find_audio(root: Path) -> tuple[list[tuple[Path, str]], list[str]]:
+    """Audio files under ``root`` with their labels, ``<label>/<file>`` below
+    ``root/genres_original`` (the Kaggle layout) or below ``root`` itself, and the skipped ones.
+
+    Listed by :func:`bench.data.gtzan.list_clips`, as the dataset index lists them, so ``bench
+    features`` and ``bench run`` skip the same files with the same reasons.
+    """
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: data directory does not exist")
     base = root / AUDIO_DIR if (root / AUDIO_DIR).is_dir() else root
-    found = [
-        (path, path.parent.name)
-        for path in sorted(base.glob("*/*"))
-        if path.suffix.lower() in AUDIO_SUFFIXES and path.is_file()
-    ]
-    if not found:
+    paths, skipped = list_clips(base)
+    if not paths and not skipped:
         raise DataError(f"{base}: no audio files in <label>/<file> folders ({AUDIO_SUFFIXES})")
-    check_one_file_per_clip((path for path, _ in found), lambda p: f"{p.parent.name}/{p.stem}")
-    return found
+    check_one_file_per_clip(paths, lambda p: f"{p.parent.name}/{p.stem}")
+    return [(path, path.parent.name) for path in paths], skipped
 
 
 def split_clip(
@@ -280,7 +290,7 @@ def _read_one(path: Path, label: str, segment: float | None, sr: int) -> ClipRow
         wave, notes = read_clip(path, sr)
     except DataError as exc:
         return str(exc)
-    pieces, names, length, more = split_clip(wave, path.name, segment, sr)
+    pieces, names, length, more = split_clip(wave, printable(path.name), segment, sr)
     return ClipRows(path, label, names, length, pieces, notes + more)
 
 
@@ -328,12 +338,17 @@ def featurise_folder(
     workers: int | None = None,
     on_file: Callable[[ClipRows | str], None] | None = None,
     parallel: str = "auto",
+    on_start: Callable[[int], None] | None = None,
 ) -> FeatureRun:
-    """Feature rows of every audio file under ``root`` (see :func:`audio_files`)."""
+    """Feature rows of every audio file under ``root`` (see :func:`find_audio`); what the
+    listing skipped comes first in ``skipped``. ``on_start`` (e.g. a progress bar) is told how
+    many files will be featurised."""
     if segment is not None and segment <= 0:
         raise DataError(f"--segment must be positive, got {segment}")
-    run = FeatureRun()
-    files = audio_files(root)
+    files, skipped = find_audio(root)
+    run = FeatureRun(skipped=list(skipped))
+    if on_start is not None:
+        on_start(len(files))
     for item in featurise_files(
         files, segment, device, workers, on_file=on_file, parallel=parallel
     ):
@@ -417,7 +432,7 @@ def computed_dataset(
     names, tracks, genres = [], [], []
     for (track, path), rows in zip(audio.items(), values, strict=True):
         if segment is None:
-            names.append(path.name)
+            names.append(printable(path.name))
         else:
             names += [f"{track}.{k}{path.suffix}" for k in range(len(rows))]
         tracks += [track] * len(rows)
@@ -427,7 +442,7 @@ def computed_dataset(
     features = pd.DataFrame(np.concatenate(values), columns=list(FEATURE_COLUMNS), index=index)
     digest = hashlib.sha256(params.key().encode())
     for path in paths:
-        digest.update(f"{path.name}:{path.stat().st_size}".encode())
+        digest.update(os.fsencode(path.name) + f":{path.stat().st_size}".encode())
     return Dataset(
         name=name,
         root=root,

@@ -4,7 +4,7 @@ XGBoost can pick its number of trees by early stopping and still use all the dat
 CatBoost keep a fitted model as the library's own model text or bytes (``model_text_``,
 ``model_bytes_``), which is all that is saved: a saved model holds no library object, so
 loading it through bench's type allowlist reads a string, and the booster is rebuilt from it
-on first use.
+when the file is loaded.
 """
 
 from __future__ import annotations
@@ -100,13 +100,20 @@ class XGBoostClassifier(ClassifierMixin, BaseEstimator):
 
 
 class _SavedAsModelData(ClassifierMixin, BaseEstimator):
-    """A booster saved as its library's model data alone, rebuilt from it on first use."""
+    """A booster saved as its library's model data alone, rebuilt from it when loaded: bad
+    model data fails the load, in the library's own parser, rather than a later prediction."""
 
     def __getstate__(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != "model_"}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+        if hasattr(self, "classes_"):
+            self.model_ = self._restore()
+
+    def _restore(self):
+        """The library's model, rebuilt from the saved model data."""
+        raise NotImplementedError
 
     def _classes(self, y) -> np.ndarray:
         encoder = LabelEncoder().fit(y)
@@ -167,11 +174,12 @@ class LightGBMClassifier(_SavedAsModelData):
         self.model_ = model.booster_
         return self
 
-    def predict_proba(self, X):
-        if getattr(self, "model_", None) is None:
-            from lightgbm import Booster
+    def _restore(self):
+        from lightgbm import Booster
 
-            self.model_ = Booster(model_str=self.model_text_)
+        return Booster(model_str=self.model_text_)
+
+    def predict_proba(self, X):
         proba = self.model_.predict(np.asarray(X, dtype=np.float64))
         return proba.reshape(len(proba), -1) if len(self.classes_) > 2 else _two(proba)
 
@@ -227,11 +235,12 @@ class CatBoostClassifier(_SavedAsModelData):
         self.model_ = model
         return self
 
-    def predict_proba(self, X):
-        if getattr(self, "model_", None) is None:
-            from catboost import CatBoostClassifier as Model
+    def _restore(self):
+        from catboost import CatBoostClassifier as Model
 
-            self.model_ = Model().load_model(blob=self.model_bytes_)
+        return Model().load_model(blob=self.model_bytes_)
+
+    def predict_proba(self, X):
         return self.model_.predict_proba(np.asarray(X, dtype=np.float64))
 
 

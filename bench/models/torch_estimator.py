@@ -418,11 +418,25 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        """Weights back into a module whose shapes are first checked on the ``meta`` device:
+        hyper-parameters from a file (``hidden_sizes``, channels) must not size an allocation
+        that the stored weights do not match."""
         state = dict(state)
         weights = state.pop("module_state_", None)
         super().__setstate__(state)
         if weights is not None:
-            module = self._build_module(tuple(self.input_shape_), len(self.classes_))
+            shape, n_classes = tuple(self.input_shape_), len(self.classes_)
+            with torch.device("meta"):  # shapes only: nothing is allocated
+                expected = {k: tuple(v.shape) for k, v in self._build_module(shape, n_classes)
+                            .state_dict().items()}  # fmt: skip
+            stored = {k: tuple(np.shape(v)) for k, v in weights.items()}
+            if stored != expected:
+                wrong = sorted(set(stored.items()) ^ set(expected.items()))[:2]
+                raise ValueError(
+                    f"{type(self).__name__}: the stored weights do not have the shapes its "
+                    f"parameters imply ({wrong})"
+                )
+            module = self._build_module(shape, n_classes)
             module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in weights.items()})
             self.module_ = module.eval()
 

@@ -14,7 +14,8 @@
   mid-trial leaves a RUNNING trial: it is failed and re-queued at once when its process is gone
   from this host, or by heartbeat (PostgreSQL) when it ran elsewhere.
 - **MLflow** (:mod:`~bench.tuning.session`): whoever coordinates copies finished trials into
-  nested runs under one parent run per study, keyed by trial number, so each is logged once.
+  nested runs under one parent run per study, keyed by trial number, so each is logged once
+  (a run a killed command left half-written is replaced on the next sync).
   The best parameters go to ``experiments/tuned/<suite>.toml`` (:mod:`bench.tuned`).
 
 Entry points: :func:`bench.tuning.session.plan` turns :class:`~bench.tuning.options.TuneOptions`

@@ -3,6 +3,8 @@ choices from these tables without importing numpy, pandas or Optuna)."""
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +19,8 @@ METRICS = {
 }
 SAMPLERS = ("tpe", "random", "cmaes")
 PRUNERS = ("median", "hyperband", "none")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -65,3 +69,26 @@ def check_options(
             "SQLite storage is for one worker; with --workers use the default journal file "
             "or PostgreSQL"
         )
+
+
+def local_cores() -> int:
+    """The cores this process may run on: its affinity mask (a container's or taskset's share),
+    not every core of the machine."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity masks on this platform
+        return os.cpu_count() or 1
+
+
+def resolve_workers(workers: int, trials: int, on_cluster: bool) -> int:
+    """``--workers``, at most ``trials`` (a worker with no trial left to claim only costs a
+    process and a copy of the data) and, on this machine, at most its cores (more trial
+    processes than cores run no faster, each slower). A Dask cluster's workers are its own
+    machines': local cores do not cap them. A capped count is said in a warning."""
+    cap, why = trials, f"{trials} trial(s)"
+    if not on_cluster and local_cores() < cap:
+        cap, why = local_cores(), f"{local_cores()} core(s) here"
+    if workers <= cap:
+        return workers
+    log.warning("--workers %d: starting %d worker(s), as many as %s", workers, cap, why)
+    return cap

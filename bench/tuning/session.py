@@ -42,7 +42,7 @@ def plan(options: TuneOptions) -> TuneRequest:
     from bench.errors import BenchError
     from bench.suites import load_suite
     from bench.tracking import SYSTEM_METRICS_ON_A_CLUSTER
-    from bench.tuning.options import check_options
+    from bench.tuning.options import check_options, resolve_workers
     from bench.tuning.storage import parse_storage
     from bench.tuning.study import check_search_space
 
@@ -54,13 +54,15 @@ def plan(options: TuneOptions) -> TuneRequest:
     check_options(options.trials, options.workers, metric, options.sampler, options.pruner, storage)
     if options.timeout is not None and options.timeout <= 0:
         raise BenchError(f"--timeout must be a positive number of seconds, got {options.timeout:g}")
-    if options.system_metrics and cluster_address(options.cluster):
+    on_cluster = cluster_address(options.cluster) is not None
+    if options.system_metrics and on_cluster:
         raise BenchError(SYSTEM_METRICS_ON_A_CLUSTER)
     spec = registry.get(options.model)
     suite_params = dict({m.name: m.params for m in suite.models}.get(spec.name, {}))
     spec.check(suite_params)
     check_search_space(spec, suite_params, suite.seed)
     open_storage(storage)  # an unreachable database fails here, before the data is loaded
+    workers = resolve_workers(options.workers, options.trials, on_cluster)
     device = resolve_device(options.device)
     dataset = open_dataset(suite.dataset, options.data_dir, progress=options.progress)
     tuning = suite.tuning
@@ -76,11 +78,11 @@ def plan(options: TuneOptions) -> TuneRequest:
         metric=metric,
         sampler=options.sampler,
         pruner=options.pruner,
-        workers=options.workers,
+        workers=workers,
         seed=suite.seed,
         device=device,
         timeout=options.timeout,
-        threads=max(1, (os.cpu_count() or 1) // options.workers),
+        threads=max(1, (os.cpu_count() or 1) // workers),
     )
 
 

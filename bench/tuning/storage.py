@@ -59,10 +59,11 @@ def parse_storage(text: str | None) -> StorageSpec:
     scheme = text.split("://", 1)[0].split("+", 1)[0]
     if scheme == "sqlite":
         raw = text.split(":///", 1)[1] if ":///" in text else ""
+        raw, query = raw.split("?", 1) if "?" in raw else (raw, "")
         if not raw or raw == ":memory:":
             raise BenchError(f"--storage {text}: give a SQLite file, e.g. sqlite:///optuna.db")
-        path = Path(raw).resolve()
-        return StorageSpec(f"sqlite:///{path}", "sqlite", path)
+        path = Path(raw).resolve()  # the file, without the URL's query (its lock is named after it)
+        return StorageSpec(f"sqlite:///{path}" + (f"?{query}" if query else ""), "sqlite", path)
     if scheme == "postgresql":
         return StorageSpec(text, "postgresql")
     raise BenchError(
@@ -80,7 +81,7 @@ def open_storage(spec: StorageSpec) -> Any:
     if spec.kind == "journal":
         try:
             spec.path.parent.mkdir(parents=True, exist_ok=True)
-            return JournalStorage(JournalFileBackend(str(spec.path)))
+            return JournalStorage(JournalFileBackend(str(spec.path), journal_lock(spec.path)))
         except OSError as exc:
             raise BenchError(f"Optuna journal {spec.path}: {exc.strerror or exc}") from None
     try:
@@ -107,6 +108,19 @@ def open_storage(spec: StorageSpec) -> Any:
         if "DB access module" in reason:
             reason = "no database driver; install it with pip install 'bench[postgres]'"
         raise BenchError(f"cannot use Optuna storage {spec.display}: {reason}") from None
+
+
+def journal_lock(path: Path) -> Any:
+    """The lock a journal file's writers append under: a :class:`bench.locks.FileLock` on
+    ``<journal>.append-lock``, passed as ``JournalFileBackend(lock_obj=...)``, which calls only
+    ``acquire()`` and ``release()``.
+
+    Optuna's own lock (a ``<journal>.lock`` link) stays behind when its holder is killed, and
+    the next writer waits out a 30 s grace period before breaking it; the kernel frees this one
+    when its holder dies. Not the study lock's file: a worker appends while holding that."""
+    from bench.locks import FileLock, lock_path
+
+    return FileLock(lock_path(path, "append-lock"))
 
 
 class StudyLock:
