@@ -321,3 +321,37 @@ def test_probe_is_an_audio_member_of_the_multimodal_stack(
     proba = stack.fit(X, y).predict_proba(X)
     assert proba.shape == (20, 10) and np.allclose(proba.sum(axis=1), 1)
     assert (proba.argmax(axis=1) == y).mean() >= 0.9
+
+
+@pytest.mark.slow
+def test_probe_runs_is_logged_and_predicts_like_its_pyfunc(
+    fetched, shared_data, monkeypatch, capsys
+) -> None:
+    """`bench run` logs the probe like any model; `bench predict --run` and MLflow's pyfunc
+    loader then give the same probabilities for a clip path."""
+    import json
+
+    import mlflow
+    import pandas as pd
+    from mlflow.tracking import MlflowClient
+
+    from bench.cli import main
+    from bench.tracking import resolve_uri
+
+    argv = ["run", "--suite", "gtzan", "--data-dir", str(shared_data / "gtzan")]
+    assert main([*argv, "--models", "musicnn_probe", "--folds", "2", "--no-report"]) == 0
+    client = MlflowClient(resolve_uri())
+    experiment = client.get_experiment_by_name("bench/gtzan")
+    (run, _) = client.search_runs([experiment.experiment_id], "tags.`bench.kind` = 'job'")
+    clips = [str(AUDIO / "metal" / "metal.00012.wav"), str(AUDIO / "jazz" / "jazz.00054.wav")]
+    capsys.readouterr()
+    assert main(["predict", "--run", run.info.run_id, "--json", *clips]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    printed = {row["path"]: row["proba"] for row in map(json.loads, lines)}
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", resolve_uri())
+    loaded = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    assert loaded.metadata.get_input_schema().input_names() == ["audio_path"]
+    proba = loaded.predict(pd.DataFrame({"audio_path": clips}))
+    for row, clip in zip(proba.to_dict("records"), clips, strict=True):
+        assert row.keys() == printed[clip].keys()
+        assert all(abs(p - printed[clip][genre]) <= 1e-6 for genre, p in row.items())
