@@ -28,6 +28,8 @@ TRUSTED_TYPES = frozenset(
         "bench.models.cnn.ReferenceCNNClassifier",
         "bench.models.columns.SelectColumns",
         "bench.models.mlp_net.MLPClassifier",
+        "bench.models.pretrained.MusicnnProbe",
+        "bench.models.pretrained.VGGProbe",
         "bench.models.stacking.BaggedMember",
         "bench.models.stacking.EnsembleSelection",
         "bench.models.stacking.GreedyEnsemble",

@@ -111,6 +111,9 @@ class ModelSpec:
         base = self.value(params, "base") if "base" in self.parameters else None
         if base is not None and base != "tree":
             members.append(base)
+        head = self.value(params, "head") if "head" in self.parameters else None
+        if head is not None:  # a probe's head (bench.models.pretrained)
+            get(head).check(params.get("head_params") or {})
         for member in members:
             get(member)
         for member, member_params in (params.get("estimator_params") or {}).items():

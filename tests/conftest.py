@@ -11,10 +11,13 @@ import pandas as pd
 import pytest
 
 from bench.data.gtzan import GENRES
+from bench.features.pretrained.weights import weights_home
 
 SHARED_DATA = Path(
     os.environ.get("BENCH_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
 )
+WEIGHTS = weights_home().resolve()
+"""Where `bench weights fetch musicnn` put the weights before the tests isolated BENCH_CACHE."""
 
 
 @pytest.fixture
@@ -30,6 +33,7 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("BENCH_WEIGHTS", str(WEIGHTS))  # fetched once, read-only, shared
     monkeypatch.delenv("BENCH_DATA", raising=False)
 
 

@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 
-from bench.cli import data, features, info, report, run, tune
+from bench.cli import data, features, info, report, run, tune, weights
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,6 +88,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(metavar="COMMAND")
-    for group in (info, run, tune, report, features, data):
+    for group in (info, run, tune, report, features, data, weights):
         group.add_parsers(sub)
     return parser

@@ -1,8 +1,11 @@
-"""Registration of the audio CNNs ``cnn_ref`` and ``cnn`` (input: a 1-D array of WAV paths).
+"""Registration of the audio models (input: a 1-D array of audio file paths): the CNNs
+``cnn_ref`` and ``cnn``, and the probes on pretrained embeddings ``musicnn_probe`` and
+``vgg_probe``.
 
-Both are registered as classes of :mod:`bench.models.cnn`, whose constructors are their
-signatures. This module must stay free of torch at import time, so that ``bench models`` lists
-the registry instantly: the registry imports :mod:`bench.models.cnn` when a model is first used.
+They are registered as classes of :mod:`bench.models.cnn` and :mod:`bench.models.pretrained`,
+whose constructors are their signatures. This module must stay free of torch at import time,
+so that ``bench models`` lists the registry instantly: the registry imports their modules
+when a model is first used.
 """
 
 from __future__ import annotations
@@ -58,4 +61,34 @@ register_class(
     description=(
         "Log-mel CNN on 3 s segments with batch norm, dropout and masking, voted per track."
     ),
+)
+
+
+def _probe_space(trial: Any) -> dict[str, Any]:
+    """The head and its regularisation (embeddings stay cached: a trial costs a head's fit)."""
+    head = trial.suggest_categorical("head", ["logreg", "svm"])
+    low, high = (1e-4, 1e1) if head == "logreg" else (1e-1, 1e3)
+    return {
+        "head": head,
+        "head_params": {"C": trial.suggest_float(f"{head}_C", low, high, log=True)},
+    }
+
+
+register_class(
+    "musicnn_probe",
+    "bench.models.pretrained:MusicnnProbe",
+    family="pretrained",
+    input_kind="audio",
+    search_space=_probe_space,
+    description=(
+        "musicnn (MSD) clip embedding -> standardised logistic regression (or svm, mlp head)."
+    ),
+)
+register_class(
+    "vgg_probe",
+    "bench.models.pretrained:VGGProbe",
+    family="pretrained",
+    input_kind="audio",
+    search_space=_probe_space,
+    description="musicnn's VGG baseline (MSD) clip embedding -> standardised logistic regression.",
 )
