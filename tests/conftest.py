@@ -116,3 +116,20 @@ def postgres_url() -> Iterator[str]:
     finally:
         run(str(bin_dir / "pg_ctl"), "-D", str(root / "db"), "-m", "immediate", "stop")
         shutil.rmtree(root, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Service markers follow what a test starts: its module (``cluster``, ``browser``) or the
+    ``postgres_url`` fixture; each of them is slow too."""
+    by_module = {
+        "test_cluster": "cluster",
+        "test_readme_dask": "cluster",
+        "test_browser": "browser",
+    }
+    for item in items:
+        module = getattr(item, "module", None)  # doctests have none
+        names = [by_module.get(module.__name__ if module else "", "")]
+        names.append("postgres" if "postgres_url" in getattr(item, "fixturenames", ()) else "")
+        for name in filter(None, names):
+            item.add_marker(name)
+            item.add_marker("slow")

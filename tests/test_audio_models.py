@@ -171,6 +171,7 @@ def spectrogram_of(path: Path, params: SpectrogramParams) -> np.ndarray:
     return spectrograms([load_audio(path, params.sample_rate)], params)[0]
 
 
+@pytest.mark.slow
 def test_cache_computes_once_and_matches_direct_computation(gtzan, tmp_path, counted):
     paths = [Path(p) for p in gtzan[0][:12]]
     params = SpectrogramParams(n_mels=32)
@@ -252,6 +253,7 @@ def _cache_worker(root: str, paths: list[str]) -> tuple[int, list[np.ndarray]]:
     return sum(calls), images
 
 
+@pytest.mark.slow
 def test_cache_is_shared_safely_by_two_processes(gtzan, tmp_path):
     paths = list(gtzan[0][:10])
     context = multiprocessing.get_context("spawn")
@@ -283,6 +285,7 @@ def test_cnn_ref_architecture_is_the_original():
     assert net(torch.zeros(2, 1, 20, 111)).shape == (2, 10)
 
 
+@pytest.mark.slow
 def test_cnn_ref_learns_from_the_first_second(split, fitted_cnn_ref):
     _, _, x_test, y_test = split
     assert fitted_cnn_ref.input_shape_ == (1, 20, 111)
@@ -291,6 +294,7 @@ def test_cnn_ref_learns_from_the_first_second(split, fitted_cnn_ref):
     assert accuracy >= 0.3
 
 
+@pytest.mark.slow
 def test_cnn_learns_and_predicts_one_row_per_track(split, fitted_cnn):
     _, _, x_test, y_test = split
     proba = fitted_cnn.predict_proba(x_test)
@@ -340,6 +344,7 @@ def test_test_overlap_adds_prediction_segments_only(split, fitted_cnn):
     assert (model.classes_[proba.argmax(1)] == y_test).mean() >= 0.6
 
 
+@pytest.mark.slow
 def test_cosine_schedule_and_mixup_train_a_learning_model(split, feature_dir):
     x_train, y_train, x_test, y_test = split
     params = dict(epochs=12, batch_size=16, patience=None, device="cpu", cache_dir=feature_dir)

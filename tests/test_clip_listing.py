@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 from mlflow.tracking import MlflowClient
 
@@ -114,6 +115,7 @@ def test_fifo_is_refused_unopened(tmp_path: Path) -> None:
     assert child.stdout.splitlines() == [reason, reason], child.stderr
 
 
+@pytest.mark.slow
 def test_predict_on_a_fifo_named_wav_skips_it_instead_of_hanging(
     shared_data: Path, tmp_path: Path
 ) -> None:

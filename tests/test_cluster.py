@@ -99,6 +99,7 @@ def _keys(suite: str, uri: str | None = None) -> collections.Counter:
     return collections.Counter((r.data.tags["bench.job_key"], r.info.status) for r in runs)
 
 
+@pytest.mark.slow
 def test_a_killed_worker_loses_no_job_and_records_none_twice(
     cluster: LocalCluster, tabular_gtzan: Path, tmp_path: Path
 ) -> None:
@@ -128,6 +129,7 @@ def test_a_killed_worker_loses_no_job_and_records_none_twice(
     assert len(list(marks.iterdir())) >= 4  # three napper folds, the killed one again
 
 
+@pytest.mark.slow
 def test_a_job_that_kills_every_worker_becomes_a_failed_row(
     cluster: LocalCluster, tabular_gtzan: Path, tmp_path: Path
 ) -> None:
@@ -165,6 +167,7 @@ def mlflow_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         yield running
 
 
+@pytest.mark.slow
 def test_workers_upload_artifacts_through_an_mlflow_server(
     cluster: LocalCluster, mlflow_server: tuple[str, Path], tabular_gtzan: Path, tmp_path: Path
 ) -> None:
@@ -218,6 +221,7 @@ def _ranking(board: str) -> list[list[str]]:
     return [[row[i] for i in keep] for row in rows]
 
 
+@pytest.mark.slow
 def test_a_study_runs_its_workers_on_the_cluster(
     cluster: LocalCluster, tabular_gtzan: Path, tmp_path: Path
 ) -> None:
@@ -251,6 +255,7 @@ def _two_drivers_split(
     return outputs
 
 
+@pytest.mark.slow
 def test_two_runs_on_one_fresh_store_split_the_jobs(tabular_gtzan: Path, tmp_path: Path) -> None:
     """Two commands started at once on a fresh ./mlflow.db: neither crashes in MLflow's schema
     set-up, and every job is trained and logged once, by one of them."""
@@ -263,6 +268,7 @@ def test_two_runs_on_one_fresh_store_split_the_jobs(tabular_gtzan: Path, tmp_pat
     _two_drivers_split(argv, "shared", 6)
 
 
+@pytest.mark.slow
 def test_two_runs_on_one_fresh_postgresql_store_split_the_jobs(
     postgres_url: str, tabular_gtzan: Path, tmp_path: Path
 ) -> None:
@@ -285,6 +291,7 @@ def test_two_runs_on_one_fresh_postgresql_store_split_the_jobs(
     assert "bench:***@" in outputs[0][0] and "bench:bench@" not in outputs[0][0]
 
 
+@pytest.mark.slow
 def test_a_cnn_resumes_on_another_worker_from_the_shared_cache(
     cluster: LocalCluster, tmp_path: Path
 ) -> None:
@@ -319,6 +326,7 @@ def test_a_cnn_resumes_on_another_worker_from_the_shared_cache(
     assert len(_keys("cnnmove")) == 2
 
 
+@pytest.mark.slow
 def test_two_runs_on_one_mlflow_server_split_the_jobs(
     mlflow_server: tuple[str, Path], tabular_gtzan: Path, tmp_path: Path
 ) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import soundfile as sf
 
 from bench.cli import main
@@ -157,6 +158,7 @@ def test_a_run_leaves_no_scratch_and_clears_a_killed_runs(tabular_gtzan: Path) -
     shutil.rmtree(alive)
 
 
+@pytest.mark.slow
 def test_checkpoints_of_a_logged_job_are_removed_on_the_next_run(tabular_gtzan: Path) -> None:
     """The rule: checkpoints stay while their job is unfinished (a re-run resumes from them)
     and go once it is logged FINISHED, even if the run was killed in between."""

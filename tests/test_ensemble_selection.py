@@ -125,6 +125,7 @@ def test_the_ensemble_never_scores_worse_on_its_out_of_fold_rows_than_its_best_m
     assert set(model.weights_) == {"lr", "nb", "tree"}
 
 
+@pytest.mark.slow
 def test_no_test_row_is_read_while_the_ensemble_is_fitted(learnable) -> None:
     """Through the runner's scoring path: every fit of every member (both layers) sees
     training rows only; test rows are only predicted, after fitting."""

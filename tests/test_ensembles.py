@@ -45,6 +45,7 @@ def data():
         ),
     ],
 )
+@pytest.mark.slow
 def test_ensembles_learn_and_round_trip(data, tmp_path: Path, name: str, params: dict) -> None:
     X_train, X_test, y_train, y_test = data
     model = create(name, **params).fit(X_train, y_train)
@@ -57,6 +58,7 @@ def test_ensembles_learn_and_round_trip(data, tmp_path: Path, name: str, params:
     assert clone(model).get_params().keys() == model.get_params().keys()
 
 
+@pytest.mark.slow
 def test_xgboost_early_stopping_picks_rounds_and_takes_string_labels(data) -> None:
     X_train, X_test, y_train, y_test = data
     names = np.array(list("abcde"))

@@ -16,6 +16,7 @@ from bench.tracking import resolve_uri
 from bench.tuning.objective import Objective
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["logreg", "rf", "mlp"])
 def test_runner_and_tuning_objective_score_a_fold_identically(
     tabular_gtzan: Path, model: str

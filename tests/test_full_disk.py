@@ -25,6 +25,7 @@ cp mlflow.db "$OUT/mlflow.db"
 """
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_one_line_and_the_rerun_records_each_job_once(
     tabular_gtzan: Path, tmp_path: Path
 ) -> None:

@@ -14,6 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
+
 
 def _finished_jobs(db: Path) -> int:
     if not db.exists():
@@ -27,6 +29,7 @@ def _finished_jobs(db: Path) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_kill_9_leaves_nothing_in_tmp_and_the_next_run_reaps_the_rest(
     tabular_gtzan: Path, tmp_path: Path
 ) -> None:

@@ -39,6 +39,7 @@ def _pyfunc(uri: str, monkeypatch: pytest.MonkeyPatch):
     return mlflow.pyfunc.load_model(uri)
 
 
+@pytest.mark.slow
 def test_runs_open_as_training_runs_with_datasets_and_models_mlflow_loads(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
@@ -197,6 +198,7 @@ def test_crafted_models_are_refused_by_both_loading_paths(
     assert marker.exists()
 
 
+@pytest.mark.slow
 def test_system_metrics_are_recorded_on_jobs_and_studies(tabular_gtzan: Path) -> None:
     common = ["--suite", "gtzan", "--data-dir", str(tabular_gtzan)]
     assert main(["run", *common, "--models", "rf", "--folds", "2", "--no-report"]) == 0
@@ -275,6 +277,7 @@ def test_a_dataset_logged_by_two_commands_at_once_links_on_retry(
         tracker.log_dataset(run, data, "suite")
 
 
+@pytest.mark.slow
 def test_a_model_carrying_code_is_refused_by_promote_and_predict(
     tabular_gtzan: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

@@ -107,6 +107,7 @@ def test_a_schema_nested_thousands_deep_is_refused(tmp_path: Path) -> None:
     _refused(path, "nested too deeply|nested .* levels deep")
 
 
+@pytest.mark.slow
 def test_torch_hyper_parameters_that_do_not_match_the_weights_allocate_nothing(
     tmp_path: Path,
 ) -> None:

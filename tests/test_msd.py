@@ -427,6 +427,7 @@ def test_synthetic_schema_equals_the_real_schema(synthetic: Path, real_h5: Path)
     } == {name for name, kind in real.items() if kind != "group"}
 
 
+@pytest.mark.slow
 def test_synthetic_layout_determinism_and_truth(synthetic: Path, tmp_path: Path) -> None:
     files = find_track_files(synthetic)
     assert len(files) == 300
@@ -486,6 +487,7 @@ def _jobs(suite: str) -> list:
     return client.search_runs([exp.experiment_id], "tags.`bench.kind` = 'job'", max_results=1000)
 
 
+@pytest.mark.slow
 def test_synthetic_suite_learns_well_above_chance(tmp_path: Path, capsys) -> None:
     suite = tmp_path / "msdsyn.toml"
     suite.write_text(
@@ -520,6 +522,7 @@ name = "mlp_ref"
     assert "3-fold artist-grouped stratified" in board
 
 
+@pytest.mark.slow
 def test_msd_suite_on_the_real_files(real_h5: Path, capsys) -> None:
     argv = ["run", "--suite", "msd", "--data-dir", str(real_h5), "--models", "logreg,rf"]
     assert main([*argv, "--folds", "3"]) == 0

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from mlflow.tracking import MlflowClient
 
 from bench.cli import main
@@ -13,6 +14,7 @@ from bench.predict import load_logged_model, predict_files
 from bench.tracking import resolve_uri
 
 
+@pytest.mark.slow
 def test_predict_from_wav_equals_prediction_from_the_csv_row(shared_data: Path, capsys) -> None:
     gtzan = shared_data / "gtzan"
     argv = ["run", "--suite", "gtzan", "--data-dir", str(gtzan), "--models", "logreg"]

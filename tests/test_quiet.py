@@ -48,6 +48,7 @@ def _bench(*argv: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedPr
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_no_password_reaches_stdout_with_an_mlflow_server(
     tabular_gtzan: Path, tmp_path: Path
 ) -> None:
@@ -69,6 +70,7 @@ def test_no_password_reaches_stdout_with_an_mlflow_server(
     assert f"browse: {url}/#/experiments/" in runs[0].stdout  # a link without credentials
 
 
+@pytest.mark.slow
 def test_a_local_run_contacts_no_address_beyond_loopback(
     tabular_gtzan: Path, tmp_path: Path
 ) -> None:

@@ -28,6 +28,7 @@ def _accuracies(protocol: str) -> list[float]:
     return [r.data.metrics["accuracy"] for r in runs]
 
 
+@pytest.mark.slow
 def test_xgboost_on_real_features_both_protocols(shared_data: Path) -> None:
     base = [
         "run",
@@ -48,6 +49,7 @@ def test_xgboost_on_real_features_both_protocols(shared_data: Path) -> None:
     assert "artist-filtered split (train+valid -> test)" in board and "5-fold stratified" in board
 
 
+@pytest.mark.slow
 def test_stack_beats_its_members_on_real_features(shared_data: Path, tmp_path: Path) -> None:
     """Out-of-fold stacking of svm, mlp and extra_trees: 0.762 measured here (members <= 0.745).
 

@@ -54,6 +54,7 @@ def two_protocols(tabular_gtzan: Path, tmp_path: Path) -> Path:
     return tmp_path / "out" / "gtzan"
 
 
+@pytest.mark.slow
 def test_every_leaderboard_number_is_the_mlflow_metric(two_protocols: Path) -> None:
     board = (two_protocols / "leaderboard.md").read_text()
     runs = _runs("gtzan")
@@ -97,6 +98,7 @@ def test_every_leaderboard_number_is_the_mlflow_metric(two_protocols: Path) -> N
     assert checked == 5
 
 
+@pytest.mark.slow
 def test_significance_against_the_best_is_computed_from_the_logged_folds(
     two_protocols: Path,
 ) -> None:
@@ -148,6 +150,7 @@ def test_significance_against_the_best_is_computed_from_the_logged_folds(
     assert cells[6] == _p(expected)
 
 
+@pytest.mark.slow
 def test_per_class_f1_and_figures(two_protocols: Path) -> None:
     board = (two_protocols / "leaderboard.md").read_text()
     runs = _runs("gtzan")
@@ -208,6 +211,7 @@ def assert_every_table_names_its_protocol(board: str) -> int:
     return len(starts)
 
 
+@pytest.mark.slow
 def test_every_table_names_its_protocol(two_protocols: Path) -> None:
     assert (
         assert_every_table_names_its_protocol((two_protocols / "leaderboard.md").read_text()) >= 8
@@ -226,6 +230,7 @@ def _headers(board: str) -> list[list[str]]:
     return [h[:1] if h[0] == "class" else h for h in headers]
 
 
+@pytest.mark.slow
 def test_committed_example_report_is_bench_reports_output(two_protocols: Path) -> None:
     """The committed leaderboard has every table, in order, that bench report writes today:
     a change to the report's layout fails here until the example is regenerated."""
@@ -243,6 +248,7 @@ def test_committed_example_report_is_bench_reports_output(two_protocols: Path) -
     assert {"stack", "xgboost", "mlp", "mlp_ref", "bagging", "logreg"} <= ranked
 
 
+@pytest.mark.slow
 def test_failed_model_is_reported_and_html_is_self_contained(
     tabular_gtzan: Path, tmp_path: Path
 ) -> None:
@@ -260,6 +266,7 @@ def test_failed_model_is_reported_and_html_is_self_contained(
     assert f"{np.mean(acc):.4f} ± {np.std(acc):.4f}" in page
 
 
+@pytest.mark.slow
 def test_summary_ranks_models_across_suites(tabular_gtzan: Path, tmp_path: Path) -> None:
     from conftest import write_tabular_gtzan
 

@@ -113,6 +113,7 @@ def test_run_logs_every_model_and_fold(tabular_gtzan: Path, tmp_path: Path, caps
     assert "5-fold" not in board and "3-fold stratified" in board
 
 
+@pytest.mark.slow
 def test_jobs_start_longest_first_by_the_times_the_store_recorded(
     tabular_gtzan: Path, tmp_path: Path
 ) -> None:
@@ -150,6 +151,7 @@ def test_without_records_ensembles_then_audio_models_start_first() -> None:
     assert [j.model for j in longest_first(jobs, recorded)] == ["cnn", "rf", "ensemble", "logreg"]
 
 
+@pytest.mark.slow
 def test_failure_and_budget_are_runs_not_crashes(tabular_gtzan: Path, tmp_path: Path) -> None:
     models = (
         LOGREG_RF.split('[[models]]\nname = "rf"')[0]
@@ -181,6 +183,7 @@ params = { seconds = 30 }
     assert ["—", "sleepy", "default", "test"] in [row[:4] for row in rows]
 
 
+@pytest.mark.slow
 def test_rerun_skips_finished_and_retries_failed(
     tabular_gtzan: Path, tmp_path: Path, capsys
 ) -> None:
@@ -195,6 +198,7 @@ def test_rerun_skips_finished_and_retries_failed(
     assert len(job_runs("again", "FAILED")) == 4
 
 
+@pytest.mark.slow
 def test_kill_9_then_rerun_completes_without_duplicates(
     tabular_gtzan: Path, tmp_path: Path
 ) -> None:
@@ -250,6 +254,7 @@ def _finished_quietly(suite: str) -> list:
         return []
 
 
+@pytest.mark.slow
 def test_cnn_killed_mid_training_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
     import torch
 

@@ -59,6 +59,7 @@ def _store_bytes(root: Path) -> bytes:
     return b"".join(blobs)
 
 
+@pytest.mark.slow
 def test_tuning_with_a_password_in_the_storage_url_leaks_it_nowhere(
     tabular_gtzan: Path, postgres_url: str, tmp_path: Path
 ) -> None:

@@ -334,6 +334,7 @@ def test_mlp_search_space_builds_models() -> None:
 # --- real data --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "bound"), [("mlp", 0.70), ("mlp_ref", 0.65)])
 def test_mlps_on_the_real_gtzan_features(shared_data: Path, name: str, bound: float) -> None:
     """3-fold stratified accuracy; measured 0.741 (mlp) and 0.703 (mlp_ref), seed 0."""

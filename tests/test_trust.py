@@ -81,6 +81,7 @@ def probe_embeddings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("bench.models.pretrained.MusicnnProbe.embed", stand_in)
 
 
+@pytest.mark.slow
 def test_allowlist_is_exactly_what_the_registered_models_need(
     tiny_gtzan, tmp_path: Path, probe_embeddings
 ) -> None:

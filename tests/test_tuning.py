@@ -184,6 +184,7 @@ def test_tune_logs_every_trial_writes_best_and_continues(
     assert len(trials) == 9
 
 
+@pytest.mark.slow
 def test_two_local_workers_share_one_journal_exactly(setup: tuple[Path, Path]) -> None:
     data, suite = setup
     args = ["tune", "mlp", "--trials", "10", "--workers", "2", "--suite", str(suite)]
@@ -264,6 +265,7 @@ def test_bad_input_is_one_line(setup: tuple[Path, Path], extra: list[str], messa
     assert "pw@" not in result.stderr
 
 
+@pytest.mark.slow
 def test_kill_9_then_the_same_command_ends_with_all_trials(setup: tuple[Path, Path]) -> None:
     data, suite = setup
     cmd = _tune_cmd(data, suite, "mlp", "--trials", "12", "--workers", "1")
@@ -295,6 +297,7 @@ def test_kill_9_then_the_same_command_ends_with_all_trials(setup: tuple[Path, Pa
     assert [p.info.status for p in parents] == ["FINISHED"]
 
 
+@pytest.mark.slow
 def test_run_tuned_scores_tuned_beside_default_outside_the_dev_split(
     setup: tuple[Path, Path], capsys: pytest.CaptureFixture
 ) -> None:
@@ -349,6 +352,7 @@ def test_run_tuned_scores_tuned_beside_default_outside_the_dev_split(
     }
 
 
+@pytest.mark.slow
 def test_two_machines_share_one_postgresql_study_exactly(
     setup: tuple[Path, Path], postgres_url: str
 ) -> None:

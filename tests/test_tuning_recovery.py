@@ -59,6 +59,7 @@ def _storage(path: str = "optuna.journal") -> object:
     return open_storage(parse_storage(path))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("reaped", [False, True], ids=["left-running", "reaped-killed"])
 def test_kill_9_while_a_trial_is_logged_then_mlflow_agrees_with_optuna(
     tmp_path: Path, reaped: bool

@@ -8,6 +8,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 from boards import table_rows
 from mlflow.tracking import MlflowClient
@@ -40,6 +41,7 @@ MODELS = (
 )
 
 
+@pytest.mark.slow
 def test_smoke_suite_every_model_every_fold(capsys) -> None:
     assert main(["run", "--suite", "smoke"]) == 0
     jobs = _runs("smoke", "job")
