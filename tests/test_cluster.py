@@ -6,7 +6,6 @@ from __future__ import annotations
 import collections
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,37 +23,7 @@ from bench.cli import main
 from bench.cluster import LocalCluster
 from bench.tracking import Tracker, resolve_uri
 
-TESTS = Path(__file__).resolve().parent
-BIN = Path(sys.executable).parent
 DRIVER = "import sys, helper_models; from bench.cli import main; sys.exit(main(sys.argv[1:]))"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _env(**extra: str) -> dict[str, str]:
-    path = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH", "")) if p)
-    return {**os.environ, "PYTHONPATH": path, **extra}
-
-
-def _log(path: Path):
-    """A log file a service writes for as long as it runs (closed when the test's process
-    exits)."""
-    return open(path, "w")  # noqa: SIM115
-
-
-def _wait_for_port(port: int, proc: subprocess.Popen, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"exited with {proc.returncode}"
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
 
 
 @pytest.fixture
@@ -64,7 +33,7 @@ def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
     does; a task may kill one worker and be retried once (``allowed-failures=1``)."""
     logs = tmp_path / "dask-logs"
     logs.mkdir()
-    env = _env(DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="1")
+    env = services.env(DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="1")
     with LocalCluster(2, env=env, logs=logs) as running:
         yield running
 
@@ -85,7 +54,7 @@ def _processes(cluster: LocalCluster) -> list[psutil.Process]:
 def _driver(*argv: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-c", DRIVER, *argv],
-        env=_env(),
+        env=services.env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
