@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.cli import one_error
 
 from bench.cli import main
 
@@ -44,41 +45,32 @@ def test_suites_lists_shipped_suites(capsys) -> None:
     assert {"gtzan", "smoke"} <= set(names)
 
 
-def _error(capsys, argv: list[str]) -> str:
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    assert lines[0].startswith("bench: error: ")
-    return lines[0]
-
-
 def test_unknown_suite(capsys) -> None:
-    line = _error(capsys, ["run", "--suite", "gtzn"])
+    line = one_error(capsys, ["run", "--suite", "gtzn"])
     assert "unknown suite 'gtzn'" in line and "gtzan" in line
 
 
 def test_unknown_model(capsys, tabular_gtzan: Path) -> None:
-    line = _error(
+    line = one_error(
         capsys, ["run", "--suite", "gtzan", "--data-dir", str(tabular_gtzan), "--models", "xgbost"]
     )
     assert "unknown model 'xgbost' (did you mean 'xgboost'?)" in line and "logreg" in line
 
 
 def test_missing_data_dir(capsys, tmp_path: Path) -> None:
-    line = _error(capsys, ["run", "--suite", "gtzan", "--data-dir", str(tmp_path / "nowhere")])
+    line = one_error(capsys, ["run", "--suite", "gtzan", "--data-dir", str(tmp_path / "nowhere")])
     assert "nowhere: data directory does not exist" in line
 
 
 def test_default_data_missing_says_how_to_get_it(capsys) -> None:
-    line = _error(capsys, ["run", "--suite", "gtzan"])
+    line = one_error(capsys, ["run", "--suite", "gtzan"])
     assert "data/gtzan" in line and "bench data fetch gtzan" in line and "--data-dir" in line
 
 
 def test_empty_csv(capsys, tmp_path: Path) -> None:
     (tmp_path / "g").mkdir()
     (tmp_path / "g" / "features_30_sec.csv").write_text("")
-    line = _error(capsys, ["run", "--suite", "gtzan", "--data-dir", str(tmp_path / "g")])
+    line = one_error(capsys, ["run", "--suite", "gtzan", "--data-dir", str(tmp_path / "g")])
     assert "features_30_sec.csv: the CSV is empty" in line
 
 
@@ -87,7 +79,7 @@ def test_csv_without_label(capsys, tabular_gtzan: Path) -> None:
     csv.write_text(
         "\n".join(",".join(line.split(",")[:-1]) for line in csv.read_text().splitlines())
     )
-    line = _error(capsys, ["run", "--suite", "gtzan", "--data-dir", str(tabular_gtzan)])
+    line = one_error(capsys, ["run", "--suite", "gtzan", "--data-dir", str(tabular_gtzan)])
     assert "features_30_sec.csv: no 'label' column" in line
 
 
@@ -103,24 +95,24 @@ def test_split_list_naming_missing_track(capsys, tabular_gtzan: Path) -> None:
         "--protocol",
         "fault-filtered",
     ]
-    line = _error(capsys, argv)
+    line = one_error(capsys, argv)
     assert "valid_filtered.txt: names 1 track(s) not in the dataset, e.g. jazz.00777" in line
 
 
 def test_report_without_runs(capsys, tmp_path: Path) -> None:
-    line = _error(capsys, ["report", "--suite", "smoke"])
+    line = one_error(capsys, ["report", "--suite", "smoke"])
     assert f"no MLflow store at {tmp_path / 'mlflow.db'}" in line
     assert not (tmp_path / "mlflow.db").exists()  # reading never creates a store
     from bench.tracking import Tracker
 
     Tracker("other")  # a store with another suite's experiment only
-    line = _error(capsys, ["report", "--suite", "smoke"])
+    line = one_error(capsys, ["report", "--suite", "smoke"])
     assert "no runs of suite 'smoke'" in line
 
 
 @pytest.mark.parametrize("workers", ["0", "-1"])
 def test_bad_workers(capsys, tabular_gtzan: Path, workers: str) -> None:
-    line = _error(
+    line = one_error(
         capsys, ["run", "--suite", "gtzan", "--data-dir", str(tabular_gtzan), "--workers", workers]
     )
     assert "--workers must be at least 1" in line

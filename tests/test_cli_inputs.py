@@ -9,21 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.cli import one_error
 
-from bench.cli import main
 from bench.errors import BenchError
 from bench.report import report_folder
 
 SMOKE = Path(__file__).resolve().parents[1] / "experiments" / "smoke.toml"
-
-
-def _error(capsys, argv: list[str]) -> str:
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    assert lines[0].startswith("bench: error: ")
-    return lines[0]
 
 
 @pytest.fixture
@@ -36,19 +27,19 @@ def latin1_suite(tmp_path: Path) -> Path:
 
 
 def test_non_utf8_suite_file_is_one_line(capsys, latin1_suite: Path) -> None:
-    line = _error(capsys, ["run", "--suite", str(latin1_suite)])
+    line = one_error(capsys, ["run", "--suite", str(latin1_suite)])
     assert line == (
         f"bench: error: {latin1_suite}: not UTF-8 text (byte 0xe9 at offset 5); suite files "
         "are TOML, which is UTF-8"
     )
-    assert _error(capsys, ["tune", "mlp", "--suite", str(latin1_suite)]) == line
+    assert one_error(capsys, ["tune", "mlp", "--suite", str(latin1_suite)]) == line
 
 
 def test_non_utf8_suite_among_listed_suites_is_one_line(
     capsys, latin1_suite: Path, monkeypatch
 ) -> None:
     monkeypatch.setenv("BENCH_SUITES", str(latin1_suite.parent))
-    assert f"{latin1_suite}: not UTF-8 text" in _error(capsys, ["suites"])
+    assert f"{latin1_suite}: not UTF-8 text" in one_error(capsys, ["suites"])
 
 
 def test_console_script_non_utf8_suite_has_no_traceback(latin1_suite: Path) -> None:
@@ -66,11 +57,13 @@ def test_reports_dir_that_is_a_file_is_one_line(capsys, tmp_path: Path) -> None:
     reports = tmp_path / "reports.md"
     reports.write_text("mine")
     expected = f"bench: error: {reports}: --reports-dir is a file, not a folder"
-    assert _error(capsys, ["report", "--suite", "smoke", "--reports-dir", str(reports)]) == expected
+    assert (
+        one_error(capsys, ["report", "--suite", "smoke", "--reports-dir", str(reports)]) == expected
+    )
     argv = ["report", "--suites", "smoke,gtzan", "--reports-dir", str(reports)]
-    assert _error(capsys, argv) == expected
+    assert one_error(capsys, argv) == expected
     # bench run says so before it runs anything, not after the suite
-    assert _error(capsys, ["run", "--suite", "smoke", "--reports-dir", str(reports)]) == expected
+    assert one_error(capsys, ["run", "--suite", "smoke", "--reports-dir", str(reports)]) == expected
     assert not (tmp_path / "mlflow.db").exists()
     assert reports.read_text() == "mine"
 
@@ -85,9 +78,9 @@ def test_report_folder_blocked_by_a_file_names_it(tmp_path: Path) -> None:
 
 def test_tune_without_data_leaves_no_journal(capsys, tmp_path: Path) -> None:
     argv = ["tune", "mlp", "--suite", "gtzan", "--data-dir", "/nonexistent", "--trials", "1"]
-    line = _error(capsys, argv)
+    line = one_error(capsys, argv)
     assert line == "bench: error: /nonexistent: data directory does not exist"
     assert sorted(p.name for p in tmp_path.glob("optuna.journal*")) == []
     default = ["tune", "mlp", "--suite", "gtzan", "--trials", "1"]  # no --data-dir, no ./data
-    assert "gtzan data not found at" in _error(capsys, default)
+    assert "gtzan data not found at" in one_error(capsys, default)
     assert sorted(p.name for p in tmp_path.glob("optuna.journal*")) == []

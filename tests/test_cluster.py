@@ -14,9 +14,9 @@ from pathlib import Path
 
 import psutil
 import pytest
-import services
 from boards import table_rows
 from mlflow.tracking import MlflowClient
+from support import services
 from test_run import job_runs, write_suite
 
 from bench.cli import main

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-import services
+from support import services
 
 PASSWORD = "Pa55-w0rd-on-stdout"
 

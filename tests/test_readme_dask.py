@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import psutil
-import services
+from support import services
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -18,6 +18,7 @@ from boards import table_rows
 from conftest import write_tabular_gtzan
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
+from support.suites import TUNE_SUITE
 
 from bench.cli import main
 from bench.data.gtzan import load_gtzan
@@ -25,23 +26,13 @@ from bench.data.splits import Protocol, dev_split, make_folds, read_groups
 from bench.tracking import Tracker, resolve_uri
 
 TESTS = Path(__file__).resolve().parent
-SUITE = """
-name = "tune"
-seed = 0
-[dataset]
-kind = "gtzan"
-[protocol]
-name = "stratified-kfold"
-folds = 3
-[tuning]
-dev_fraction = 0.4
-folds = 3
-[[models]]
-name = "logreg"
-[[models]]
+SUITE = (
+    TUNE_SUITE
+    + """[[models]]
 name = "mlp"
 params = { epochs = 30, patience = 8, hidden = 32 }
 """
+)
 
 
 @pytest.fixture

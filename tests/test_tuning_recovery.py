@@ -13,24 +13,11 @@ import optuna
 import pytest
 from conftest import write_tabular_gtzan
 from optuna.trial import TrialState
+from support.suites import TUNE_SUITE as SUITE
 
 from bench.tracking import Tracker
 
 TESTS = Path(__file__).resolve().parent
-SUITE = """
-name = "tune"
-seed = 0
-[dataset]
-kind = "gtzan"
-[protocol]
-name = "stratified-kfold"
-folds = 3
-[tuning]
-dev_fraction = 0.4
-folds = 3
-[[models]]
-name = "logreg"
-"""
 STUDY = "tune.stratified-kfold.logreg.accuracy"
 
 # `bench tune` whose process group is SIGKILLed the moment MLflow holds the run of trial 1,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 BIN = Path(sys.executable).parent
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
