@@ -12,12 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from mlflow.tracking import MlflowClient
+from support.runs import logreg_fold0_run
 
 from bench.cli import main
 from bench.data.gtzan import index_audio, load_gtzan
 from bench.features.extract import featurise_folder, find_audio
-from bench.tracking import resolve_uri
 
 SR = 22050
 NON_UTF8 = b"blues.00001.\xff.wav"  # a valid clip whose name is not UTF-8
@@ -120,11 +119,7 @@ def test_predict_on_a_fifo_named_wav_skips_it_instead_of_hanging(
     shared_data: Path, tmp_path: Path
 ) -> None:
     gtzan = shared_data / "gtzan"
-    argv = ["run", "--suite", "gtzan", "--data-dir", str(gtzan), "--models", "logreg"]
-    assert main([*argv, "--folds", "2", "--no-report"]) == 0
-    client = MlflowClient(resolve_uri())
-    experiment = client.get_experiment_by_name("bench/gtzan")
-    run = client.search_runs([experiment.experiment_id], "tags.`bench.fold` = 'fold0'")[0]
+    run = logreg_fold0_run(gtzan)
     fifo = tmp_path / "x.wav"
     os.mkfifo(fifo)
     clip = sorted((gtzan / "genres_original").glob("jazz/*.wav"))[0]

@@ -7,21 +7,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from mlflow.tracking import MlflowClient
+from support.runs import logreg_fold0_run
 
 from bench.cli import main
 from bench.predict import load_logged_model, predict_files
-from bench.tracking import resolve_uri
 
 
 @pytest.mark.slow
 def test_predict_from_wav_equals_prediction_from_the_csv_row(shared_data: Path, capsys) -> None:
     gtzan = shared_data / "gtzan"
-    argv = ["run", "--suite", "gtzan", "--data-dir", str(gtzan), "--models", "logreg"]
-    assert main([*argv, "--folds", "2", "--no-report"]) == 0
-    client = MlflowClient(resolve_uri())
-    exp = client.get_experiment_by_name("bench/gtzan")
-    run = client.search_runs([exp.experiment_id], "tags.`bench.fold` = 'fold0'")[0]
+    run = logreg_fold0_run(gtzan)
     clips = sorted((gtzan / "genres_original").glob("*/*.wav"))
     capsys.readouterr()
     assert main(["predict", "--run", run.info.run_id, *map(str, clips)]) == 0

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import skops.io as sio
+from support.runs import logreg_fold0_run
 
 from bench import artifacts, registry
 from bench.cli import main
@@ -215,11 +216,8 @@ def test_predict_refuses_a_crafted_model_logged_to_a_run(tabular_gtzan: Path, ca
 
     from bench.tracking import resolve_uri
 
-    argv = ["run", "--suite", "gtzan", "--data-dir", str(tabular_gtzan), "--models", "logreg"]
-    assert main([*argv, "--folds", "2", "--no-report"]) == 0
+    run = logreg_fold0_run(tabular_gtzan)
     client = MlflowClient(resolve_uri())
-    experiment = client.get_experiment_by_name("bench/gtzan")
-    run = client.search_runs([experiment.experiment_id], "tags.`bench.fold` = 'fold0'")[0]
     marker = tabular_gtzan / "payload-ran"
     folder = tabular_gtzan / "evil" / "data" / "model"  # the logged model's data folder
     folder.mkdir(parents=True)
